@@ -1,0 +1,89 @@
+"""Train-step speed of one or more configs, measured in the same process.
+
+  python experiments/benchmark.py --config=configs/quickstart.py \
+      --config=configs/cifar10_pixelcnn.py --batch_size=16
+
+Prints one JSON object per config: train images/s (median over timed steps after
+warm-up), the step's compile time, and the process's peak RSS so far. Batches are
+random images of the dataset's shape and levels, so no dataset is needed.
+"""
+
+import datetime
+import json
+import platform
+import resource
+import runpy
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from pixelrnn import data as data_lib
+from pixelrnn import defaults, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
+flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after compilation.")
+flags.DEFINE_integer("timed_steps", 10, "Timed steps; the median is reported.")
+flags.mark_flag_as_required("config")
+
+
+def load_config(path: str):
+  return runpy.run_path(path)["get_config"]()
+
+
+def peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def benchmark_train_step(config, warmup_steps: int, timed_steps: int) -> dict:
+  """Compiles and times the jitted train step on random batches."""
+  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
+  state = trainer.initial_state()
+  rng = np.random.default_rng(0)
+  batch_size = config.training.batch_size
+  batches = [trainer.shard_batch(rng.integers(0, num_levels, (batch_size,) + image_shape,
+                                              dtype=np.uint8)) for _ in range(2)]
+  start = time.perf_counter()
+  compiled = trainer.train_step.lower(trainer.model, state, batches[0]).compile()
+  compile_s = time.perf_counter() - start
+  for i in range(warmup_steps):
+    state, metrics = compiled(trainer.model, state, batches[i % 2])
+  jax.block_until_ready(state)
+  times = []
+  for i in range(timed_steps):
+    start = time.perf_counter()
+    state, metrics = compiled(trainer.model, state, batches[i % 2])
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  step_s = statistics.median(times)
+  return {
+      "model": config.model.name, "dataset": config.data.name, "batch_size": batch_size,
+      "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
+      "compile_s": round(compile_s, 3), "train_step_s_median": round(step_s, 5),
+      "train_step_s_min": round(min(times), 5), "train_step_s_max": round(max(times), 5),
+      "train_images_per_s": round(batch_size / step_s, 2),
+      "peak_rss_mib": round(peak_rss_mib(), 1),
+  }
+
+
+def main(argv):
+  del argv
+  header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+            "machine": platform.processor() or platform.machine()}
+  for path in FLAGS.config:
+    config = load_config(path)
+    if FLAGS.batch_size is not None:
+      config.training.batch_size = FLAGS.batch_size
+    defaults.validate(config)
+    result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
+    print(json.dumps({"config": path, **result, **header}), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

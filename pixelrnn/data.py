@@ -1,0 +1,184 @@
+"""Datasets as uint8 NHWC arrays, and deterministic batch iterators.
+
+- `binarized_mnist`: Larochelle & Murray's static binarization, shipped inside the
+  package (train 50000, validation 10000, test 10000; 2 levels).
+- `mnist` (8-bit, 256 levels) and `cifar10` (RGB, 256 levels) through TFDS. Offline,
+  TFDS builds them from `manual_dir`, a folder holding the files it would download.
+
+Training batches depend only on (seed, step), so a resumed run sees exactly the data
+order of an uninterrupted one. Evaluation covers every example exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+BINARIZED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "data_files", "binarized_mnist")
+
+# sha256 of the uncompressed .amat text (the values TFDS records for binarized_mnist).
+BINARIZED_MNIST_FILES = {
+    "train": ("binarized_mnist_train.amat.gz", 50000,
+              "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
+    "validation": ("binarized_mnist_valid.amat.gz", 10000,
+                   "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2"),
+    "test": ("binarized_mnist_test.amat.gz", 10000,
+             "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
+}
+
+TFDS_DATASETS = {"mnist": ("train", "test"), "cifar10": ("train", "test")}
+DATASETS = ("binarized_mnist",) + tuple(TFDS_DATASETS)
+# (H, W, C) and number of levels of each dataset's images.
+IMAGE_SPECS = {
+    "binarized_mnist": ((28, 28, 1), 2),
+    "mnist": ((28, 28, 1), 256),
+    "cifar10": ((32, 32, 3), 256),
+}
+
+
+class DataError(ValueError):
+  """A data file or dataset request is not what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Images of one split: `images` is uint8 (N, H, W, C) with values in [0, num_levels)."""
+  images: np.ndarray
+  num_levels: int
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.images.shape[1:])
+
+  @property
+  def num_dims(self) -> int:
+    return int(np.prod(self.images.shape[1:]))
+
+
+def parse_amat(path: str, expected_sha256: str | None = None,
+               image_size: int = 28) -> np.ndarray:
+  """Parses a gzipped binarized-MNIST .amat file into uint8 (N, 28, 28, 1).
+
+  Each line holds image_size**2 values '0' or '1' separated by single spaces, so the
+  digits sit at the even byte offsets; this reads them with one vectorised pass.
+  """
+  try:
+    with gzip.open(path, "rb") as f:
+      text = f.read()
+  except FileNotFoundError:
+    raise DataError(f"Binarized MNIST file {path!r} does not exist.") from None
+  except (OSError, EOFError) as e:
+    raise DataError(f"Binarized MNIST file {path!r} is not a readable gzip file: {e}") from None
+  if expected_sha256 is not None:
+    actual = hashlib.sha256(text).hexdigest()
+    if actual != expected_sha256:
+      raise DataError(
+          f"Binarized MNIST file {path!r} is corrupted: sha256 of its uncompressed "
+          f"content is {actual}, expected {expected_sha256}.")
+  pixels = image_size * image_size
+  raw = np.frombuffer(text, np.uint8)
+  if raw.size % (2 * pixels) != 0:
+    raise DataError(f"{path!r}: {raw.size} bytes is not a whole number of "
+                    f"{pixels}-value lines of the form '0 1 ... 0\\n'.")
+  rows = raw.reshape(-1, pixels, 2)
+  separators = rows[:, :, 1]
+  if not (np.all(separators[:, :-1] == ord(" ")) and np.all(separators[:, -1] == ord("\n"))):
+    raise DataError(f"{path!r}: expected {pixels} space-separated values per line.")
+  digits = rows[:, :, 0] - ord("0")
+  if digits.max(initial=0) > 1:
+    raise DataError(f"{path!r}: expected only the values 0 and 1.")
+  return digits.reshape(-1, image_size, image_size, 1)
+
+
+def load_binarized_mnist(split: str, data_dir: str = BINARIZED_MNIST_DIR) -> Dataset:
+  """Loads a binarized MNIST split: 'train', 'validation' or 'test'."""
+  if split not in BINARIZED_MNIST_FILES:
+    raise DataError(f"Unknown binarized_mnist split {split!r}; valid splits: "
+                    f"{sorted(BINARIZED_MNIST_FILES)}.")
+  filename, count, sha256 = BINARIZED_MNIST_FILES[split]
+  images = parse_amat(os.path.join(data_dir, filename), sha256)
+  if images.shape[0] != count:
+    raise DataError(f"{filename}: expected {count} images, found {images.shape[0]}.")
+  return Dataset(images=images, num_levels=2)
+
+
+def load_tfds(name: str, split: str, data_dir: str | None = None,
+              manual_dir: str | None = None) -> Dataset:
+  """Loads a whole TFDS split as uint8 (N, H, W, C), building it first if needed.
+
+  `manual_dir` is passed as `DownloadConfig(manual_dir=...)`: with the dataset's
+  original archives there, TFDS builds it with no network access.
+  """
+  if name not in TFDS_DATASETS:
+    raise DataError(f"Unknown TFDS dataset {name!r}; valid: {sorted(TFDS_DATASETS)}.")
+  if split not in TFDS_DATASETS[name]:
+    raise DataError(f"Unknown {name} split {split!r}; valid: {list(TFDS_DATASETS[name])}.")
+  if manual_dir is not None and not os.path.isdir(manual_dir):
+    raise DataError(f"manual_dir {manual_dir!r} is not a directory.")
+  import tensorflow_datasets as tfds  # Imported here: it pulls in TensorFlow.
+
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  data = tfds.load(name, split=split, batch_size=-1, data_dir=data_dir, download=True,
+                   download_and_prepare_kwargs={"download_config": download_config})
+  images = np.asarray(tfds.as_numpy(data)["image"])
+  if images.dtype != np.uint8 or images.ndim != 4:
+    raise DataError(f"TFDS {name}/{split} gave images {images.shape} {images.dtype}, "
+                    f"expected uint8 (N, H, W, C).")
+  return Dataset(images=images, num_levels=256)
+
+
+def load_dataset(data_config, split: str) -> Dataset:
+  """Loads `split` of the dataset named by `data_config.name`."""
+  name = data_config.name
+  if name == "binarized_mnist":
+    return load_binarized_mnist(split)
+  if name in TFDS_DATASETS:
+    return load_tfds(name, split, data_config.data_dir, data_config.manual_dir)
+  raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(DATASETS)}.")
+
+
+def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  """The order in which training examples are visited in `epoch`."""
+  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def train_batches(images: np.ndarray, batch_size: int, seed: int,
+                  start_step: int = 0) -> Iterator[np.ndarray]:
+  """Yields the training batches for steps start_step, start_step + 1, ...
+
+  Each epoch is a fresh permutation drawn from (seed, epoch); the last incomplete
+  batch of an epoch is dropped. The batch of step s depends only on (seed, s).
+  """
+  steps_per_epoch = images.shape[0] // batch_size
+  if steps_per_epoch == 0:
+    raise DataError(f"batch_size {batch_size} exceeds the {images.shape[0]} training images.")
+  step = start_step
+  epoch, perm = None, None
+  while True:
+    if step // steps_per_epoch != epoch:
+      epoch = step // steps_per_epoch
+      perm = epoch_permutation(images.shape[0], seed, epoch)
+    offset = (step % steps_per_epoch) * batch_size
+    yield images[perm[offset:offset + batch_size]]
+    step += 1
+
+
+def eval_batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Yields (batch, valid) covering every image exactly once, in order.
+
+  Every batch has `batch_size` rows so one compiled step serves them all: the last
+  batch is padded with zeros and `valid` (bool, (batch_size,)) marks its real rows.
+  """
+  for start in range(0, images.shape[0], batch_size):
+    batch = images[start:start + batch_size]
+    valid = np.ones(batch_size, bool)
+    if batch.shape[0] < batch_size:
+      valid[batch.shape[0]:] = False
+      pad = np.zeros((batch_size - batch.shape[0],) + batch.shape[1:], batch.dtype)
+      batch = np.concatenate([batch, pad])
+    yield batch, valid

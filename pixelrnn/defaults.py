@@ -1,0 +1,108 @@
+"""The configuration schema: every key with its default, and validation.
+
+Experiment files in `configs/` start from `base_config()` and override values. A key
+that is not in the schema, or a value outside the valid choices, is rejected by
+`validate` with a message that lists what is valid.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+from pixelrnn import data as data_lib
+
+MODELS = ("pixelcnn",)
+OPTIMIZERS = ("rmsprop", "adam")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """All configuration keys with their defaults (binarized MNIST PixelCNN)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "binarized_mnist"
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir.
+  config.data.manual_dir = config_dict.placeholder(str)  # TFDS manual_dir (offline builds).
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "pixelcnn"
+  config.model.hidden_dim = 16  # h: layers carry 2h features.
+  config.model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
+  config.model.output_dim = 32  # Width of the hidden 1x1 output layer.
+
+  config.training = ml_collections.ConfigDict()
+  config.training.batch_size = 16
+  config.training.num_steps = 100_000
+  config.training.log_every_steps = 100
+  config.training.eval_every_steps = 5_000
+  config.training.eval_batch_size = 100
+  config.training.checkpoint_every_steps = 1_000
+  config.training.max_checkpoints_to_keep = 3
+  config.training.ema_decay = 0.9995
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "rmsprop"
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.schedule = "constant"
+  config.optimizer.warmup_steps = 0
+  config.optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
+  config.optimizer.rmsprop_decay = 0.95
+  config.optimizer.adam_b1 = 0.9
+  config.optimizer.adam_b2 = 0.999
+  config.optimizer.eps = 1e-8
+  return config
+
+
+class ConfigError(ValueError):
+  """The configuration has an unknown key or an invalid value."""
+
+
+def _check_keys(config, schema, prefix: str) -> None:
+  for key in config.keys():
+    path = f"{prefix}{key}"
+    if key not in schema:
+      raise ConfigError(f"Unknown config key {path!r}; valid keys here: {sorted(schema.keys())}.")
+    if isinstance(schema[key], ml_collections.ConfigDict):
+      if not isinstance(config[key], ml_collections.ConfigDict):
+        raise ConfigError(f"Config key {path!r} must be a group with keys {sorted(schema[key].keys())}.")
+      _check_keys(config[key], schema[key], path + ".")
+  for key in schema.keys():
+    if key not in config:
+      raise ConfigError(f"Config is missing key {prefix}{key!r}.")
+
+
+def _check_choice(name: str, value, choices) -> None:
+  if value not in choices:
+    raise ConfigError(f"Unknown {name} {value!r}; valid choices: {list(choices)}.")
+
+
+def _check_positive(name: str, value) -> None:
+  if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+    raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the bad key or value and what was expected."""
+  _check_keys(config, base_config(), "")
+  _check_choice("data.name", config.data.name, data_lib.DATASETS)
+  _check_choice("model.name", config.model.name, MODELS)
+  _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
+  _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+  for group, keys in {
+      "model": ("hidden_dim", "num_layers", "output_dim"),
+      "training": ("batch_size", "num_steps", "log_every_steps", "eval_every_steps",
+                   "eval_batch_size", "checkpoint_every_steps", "max_checkpoints_to_keep"),
+      "optimizer": ("learning_rate", "eps"),
+  }.items():
+    for key in keys:
+      _check_positive(f"{group}.{key}", config[group][key])
+  for key in ("ema_decay",):
+    if not 0.0 <= config.training[key] < 1.0:
+      raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")
+  if config.optimizer.grad_clip_norm < 0 or config.optimizer.warmup_steps < 0:
+    raise ConfigError("optimizer.grad_clip_norm and optimizer.warmup_steps must be >= 0.")

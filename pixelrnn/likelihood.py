@@ -1,0 +1,73 @@
+"""The K-way softmax likelihood shared by every model, and the masked output head.
+
+Each sub-pixel x[b, i, j, c] takes one of K levels (K = 2 for binarized MNIST,
+K = 256 for 8-bit images). A model outputs logits of shape (B, H, W, C, K); the
+logits at (i, j, c) may depend only on sub-pixels before (i, j, c) in
+raster-then-R,G,B order, so the product of the per-sub-pixel softmaxes is a
+normalised distribution over whole images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from pixelrnn import masks
+
+
+def log_probs(logits: jax.Array, images: jax.Array) -> jax.Array:
+  """Log-probability of every observed sub-pixel.
+
+  Args:
+    logits: (B, H, W, C, K) float.
+    images: (B, H, W, C) integer levels in [0, K).
+
+  Returns:
+    (B, H, W, C) float: log p(x[b, i, j, c] | sub-pixels before it), in nats.
+  """
+  if logits.ndim != 5 or logits.shape[:4] != images.shape:
+    raise ValueError(f"logits {logits.shape} must be images {images.shape} + (K,).")
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return jnp.take_along_axis(log_p, images[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def nll_per_image(logits: jax.Array, images: jax.Array) -> jax.Array:
+  """Negative log-likelihood of each image in nats: (B,) from (B,H,W,C,K) logits."""
+  return -jnp.sum(log_probs(logits, images), axis=(1, 2, 3))
+
+
+def bits_per_dim(nats_per_image, num_dims: int):
+  """Converts nats per image to bits per sub-pixel: nats / (H * W * C * ln 2)."""
+  return nats_per_image / (num_dims * math.log(2.0))
+
+
+def to_model_input(images: jax.Array, num_levels: int) -> jax.Array:
+  """Maps integer levels [0, K) to floats in [-1, 1]: (B,H,W,C) -> (B,H,W,C) float32."""
+  return images.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
+
+
+class OutputHead(nnx.Module):
+  """ReLU -> 1x1 mask-B conv -> ReLU -> 1x1 mask-B conv -> (B, H, W, C, K) logits.
+
+  Input (B, H, W, in_features) whose channel group g at pixel p has seen input
+  channels < g of p. Logit group c (the K logits of channel c) reads hidden groups
+  <= c, so the logits of channel c see the input channels < c of the current pixel
+  and nothing at or after it.
+  """
+
+  def __init__(self, in_features: int, hidden_features: int, *, num_channels: int,
+               num_levels: int, rngs: nnx.Rngs):
+    self.num_channels = num_channels
+    self.num_levels = num_levels
+    self.hidden = masks.MaskedConv(in_features, hidden_features, (1, 1),
+                                   num_channels=num_channels, mask_type="B", rngs=rngs)
+    self.logits = masks.MaskedConv(hidden_features, num_channels * num_levels, (1, 1),
+                                   num_channels=num_channels, mask_type="B", rngs=rngs)
+
+  def __call__(self, h: jax.Array) -> jax.Array:
+    h = self.hidden(jax.nn.relu(h))
+    out = self.logits(jax.nn.relu(h))
+    return out.reshape(*out.shape[:-1], self.num_channels, self.num_levels)

@@ -1,0 +1,93 @@
+"""Autoregressive masks for convolutions over images with R, G, B channel groups.
+
+Sub-pixels are ordered raster-first (row by row, left to right) and then by colour
+channel (R, G, B) within a pixel. A layer with `n` features on an image with `C`
+channels splits its features into `C` contiguous groups: feature `f` belongs to group
+`f * C // n`. Group `g` of a hidden layer carries information that the model may use
+to predict channel `g` of the current pixel.
+
+- Mask A (first layer): group `g` at the centre pixel sees input groups `< g` only.
+- Mask B (later layers): group `g` at the centre pixel also sees group `g`.
+
+Positions strictly before the centre in raster order are fully visible; positions
+after it are invisible. With one channel, mask A hides the centre entirely and
+mask B shows it, i.e. they degenerate to the plain spatial masks of the paper.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+MaskType = Literal["A", "B"]
+MASK_TYPES = ("A", "B")
+
+
+def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
+  """Returns the channel group (0..num_channels-1) of each of `num_features` features.
+
+  Groups are contiguous and as equal in size as possible. Every group must be
+  non-empty, or the corresponding colour channel would have no features to carry it.
+  """
+  if num_channels < 1:
+    raise ValueError(f"num_channels must be >= 1, got {num_channels}.")
+  if num_features < num_channels:
+    raise ValueError(
+        f"A layer with {num_features} features cannot be split into {num_channels} "
+        f"channel groups: it needs at least {num_channels} features.")
+  return np.arange(num_features) * num_channels // num_features
+
+
+def centre_mask(in_features: int, out_features: int, num_channels: int,
+                mask_type: MaskType) -> np.ndarray:
+  """Returns the (in_features, out_features) 0/1 mask applied at the centre pixel."""
+  if mask_type not in MASK_TYPES:
+    raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}.")
+  in_groups = channel_groups(in_features, num_channels)[:, None]
+  out_groups = channel_groups(out_features, num_channels)[None, :]
+  if mask_type == "A":
+    allowed = in_groups < out_groups
+  else:
+    allowed = in_groups <= out_groups
+  return allowed.astype(np.float32)
+
+
+def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
+              num_channels: int, mask_type: MaskType) -> np.ndarray:
+  """Returns a (kh, kw, in_features, out_features) 0/1 mask for a 'SAME' convolution.
+
+  The kernel centre sits at (kh // 2, kw // 2), so both sizes must be odd. A kernel
+  row above the centre row is fully visible, the centre row is visible left of the
+  centre, and the centre position follows `centre_mask`.
+  """
+  kh, kw = kernel_size
+  if kh < 1 or kw < 1 or kh % 2 == 0 or kw % 2 == 0:
+    raise ValueError(f"Masked kernels need odd sizes, got kernel_size={kernel_size}.")
+  ch, cw = kh // 2, kw // 2
+  mask = np.zeros((kh, kw, in_features, out_features), np.float32)
+  mask[:ch] = 1.0
+  mask[ch, :cw] = 1.0
+  mask[ch, cw] = centre_mask(in_features, out_features, num_channels, mask_type)
+  return mask
+
+
+class MaskedConv(nnx.Module):
+  """A 'SAME' convolution whose kernel is multiplied by an autoregressive mask.
+
+  Input (B, H, W, in_features) -> output (B, H, W, out_features). Output group g at
+  pixel p sees input pixels strictly before p in raster order, and the input groups
+  at p allowed by `mask_type` (see the module docstring).
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int],
+               *, num_channels: int, mask_type: MaskType, rngs: nnx.Rngs):
+    mask = conv_mask(kernel_size, in_features, out_features, num_channels, mask_type)
+    self.conv = nnx.Conv(in_features, out_features, kernel_size=kernel_size,
+                         padding="SAME", mask=jnp.asarray(mask), rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.conv(x)

@@ -1,0 +1,51 @@
+"""Builds a model from `config.model`, and a functional view of it for jitted code."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx, struct
+
+from pixelrnn.pixelcnn import PixelCNN
+
+MODEL_CLASSES = {"pixelcnn": PixelCNN}
+
+
+def create_model(model_config, *, num_channels: int, num_levels: int,
+                 rngs: nnx.Rngs) -> nnx.Module:
+  """Instantiates the model named by `model_config.name`."""
+  if model_config.name not in MODEL_CLASSES:
+    raise ValueError(f"Unknown model {model_config.name!r}; valid models: {sorted(MODEL_CLASSES)}.")
+  return MODEL_CLASSES[model_config.name](
+      num_channels=num_channels, num_levels=num_levels,
+      hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
+      output_dim=model_config.output_dim, rngs=rngs)
+
+
+@struct.dataclass
+class FunctionalModel:
+  """A model split into its static graph and its constants (the masks).
+
+  A pytree whose graph is static, so it can be passed to `jax.jit` as an argument
+  (the masks then stay inputs rather than being baked into the program).
+  `apply(params, images)` is pure.
+  """
+  graphdef: nnx.GraphDef = struct.field(pytree_node=False)
+  constants: nnx.State
+
+  @classmethod
+  def split(cls, model: nnx.Module) -> tuple["FunctionalModel", nnx.State]:
+    """Returns the functional model and the trainable `nnx.Param` state."""
+    graphdef, params, constants = nnx.split(model, nnx.Param, ...)
+    return cls(graphdef, constants), params
+
+  def apply(self, params: nnx.State, images: jax.Array) -> jax.Array:
+    """(B, H, W, C) levels -> (B, H, W, C, K) logits."""
+    return nnx.merge(self.graphdef, params, self.constants)(images)
+
+
+def build(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
+          seed: int) -> tuple[FunctionalModel, nnx.State]:
+  """Creates the model for images of `image_shape` (H, W, C) and splits it."""
+  model = create_model(model_config, num_channels=image_shape[-1], num_levels=num_levels,
+                       rngs=nnx.Rngs(seed))
+  return FunctionalModel.split(model)

@@ -1,0 +1,57 @@
+"""PixelCNN as in van den Oord et al. (2016), Section 3.4 and Figure 5.
+
+A 7x7 mask-A convolution to 2h features, then residual blocks of
+ReLU -> 1x1 (2h -> h) -> ReLU -> 3x3 mask-B (h -> h) -> ReLU -> 1x1 (h -> 2h), each
+added to its input, then the shared masked output head. Every convolution carries
+the R, G, B channel-group masks, so the logits of sub-pixel (i, c) see only
+sub-pixels before it (the stacked masks also leave PixelCNN's known blind spot
+above and to the right of each pixel).
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from pixelrnn import likelihood
+from pixelrnn.masks import MaskedConv
+
+
+class ResidualBlock(nnx.Module):
+  """(B, H, W, 2h) -> (B, H, W, 2h); group g at pixel p sees inputs before p, and
+  groups <= g at p."""
+
+  def __init__(self, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs):
+    kw = dict(num_channels=num_channels, mask_type="B", rngs=rngs)
+    self.reduce = MaskedConv(2 * hidden_dim, hidden_dim, (1, 1), **kw)
+    self.conv = MaskedConv(hidden_dim, hidden_dim, (3, 3), **kw)
+    self.expand = MaskedConv(hidden_dim, 2 * hidden_dim, (1, 1), **kw)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = self.reduce(jax.nn.relu(x))
+    h = self.conv(jax.nn.relu(h))
+    h = self.expand(jax.nn.relu(h))
+    return x + h
+
+
+class PixelCNN(nnx.Module):
+  """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
+
+  def __init__(self, *, num_channels: int, num_levels: int, hidden_dim: int,
+               num_layers: int, output_dim: int, rngs: nnx.Rngs):
+    self.num_levels = num_levels
+    self.input_conv = MaskedConv(num_channels, 2 * hidden_dim, (7, 7),
+                                 num_channels=num_channels, mask_type="A", rngs=rngs)
+    self.blocks = nnx.List([
+        ResidualBlock(hidden_dim, num_channels=num_channels, rngs=rngs)
+        for _ in range(num_layers)
+    ])
+    self.head = likelihood.OutputHead(2 * hidden_dim, output_dim,
+                                      num_channels=num_channels,
+                                      num_levels=num_levels, rngs=rngs)
+
+  def __call__(self, images: jax.Array) -> jax.Array:
+    h = self.input_conv(likelihood.to_model_input(images, self.num_levels))
+    for block in self.blocks:
+      h = block(h)
+    return self.head(h)

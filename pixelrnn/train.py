@@ -1,0 +1,306 @@
+"""Training and evaluation: a jitted data-parallel optax step, EMA parameters,
+full-test-set evaluation, orbax checkpoints with exact resume, and metrics.
+
+The train step is a pure function of (model, state, images). Parameters are
+replicated and the batch is sharded across all devices of a 1-D `data` mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from pixelrnn import data as data_lib
+from pixelrnn import defaults, likelihood, models
+from pixelrnn.metric_writers import MetricWriter
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing or does not match the configuration."""
+
+
+@struct.dataclass
+class TrainState:
+  """Everything a resumed run needs. `ema_params` are used for eval and sampling."""
+  step: jax.Array
+  params: nnx.State
+  ema_params: nnx.State
+  opt_state: optax.OptState
+
+
+def make_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
+  """RMSProp (the paper's choice) or Adam, with optional clipping and schedule."""
+  lr = opt_config.learning_rate
+  if opt_config.schedule == "constant":
+    schedule = optax.constant_schedule(lr)
+  elif opt_config.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(lr, decay_steps=num_steps)
+  elif opt_config.schedule == "warmup_cosine":
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps)
+  else:
+    raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
+  if opt_config.name == "rmsprop":
+    base = optax.rmsprop(schedule, decay=opt_config.rmsprop_decay, eps=opt_config.eps)
+  elif opt_config.name == "adam":
+    base = optax.adam(schedule, b1=opt_config.adam_b1, b2=opt_config.adam_b2, eps=opt_config.eps)
+  else:
+    raise ValueError(f"Unknown optimizer {opt_config.name!r}; valid: {defaults.OPTIMIZERS}.")
+  if opt_config.grad_clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), base)
+  return base
+
+
+def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
+  """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so that a short
+  run's EMA is not dominated by the random initialisation."""
+  step = step.astype(jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
+               tx: optax.GradientTransformation, ema_decay: float):
+  """One optimisation step on a batch of (B, H, W, C) integer images.
+
+  The loss is the mean NLL per sub-pixel in nats. Returns the new state and scalar
+  metrics (nats per image, bits/dim, gradient norm).
+  """
+  num_dims = math.prod(images.shape[1:])
+
+  def loss_fn(params):
+    nll = likelihood.nll_per_image(model.apply(params, images), images)
+    return jnp.mean(nll) / num_dims, nll
+
+  (loss, nll), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  d = ema_decay_at(state.step, ema_decay)
+  ema_params = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
+  new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
+                            opt_state=opt_state)
+  metrics = {
+      "loss": loss,
+      "nll_nats": jnp.mean(nll),
+      "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
+      "grad_norm": optax.global_norm(grads),
+  }
+  return new_state, metrics
+
+
+def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Array,
+              valid: jax.Array) -> jax.Array:
+  """Sum of per-image NLL (nats) over the rows where `valid` is True."""
+  nll = likelihood.nll_per_image(model.apply(params, images), images)
+  return jnp.sum(jnp.where(valid, nll, 0.0))
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D `data` mesh over `devices` (default: all local devices)."""
+  devices = jax.local_devices() if devices is None else list(devices)
+  return Mesh(np.array(devices), ("data",))
+
+
+def check_divisible(name: str, batch_size: int, mesh: Mesh) -> None:
+  if batch_size % mesh.size:
+    raise ValueError(f"{name}={batch_size} must be divisible by the number of devices "
+                     f"({mesh.size}) to shard the batch.")
+
+
+@dataclasses.dataclass
+class Trainer:
+  """Holds the model, optimizer, mesh and compiled steps for one configuration."""
+  config: ml_collections.ConfigDict
+  image_shape: tuple[int, int, int]
+  num_levels: int
+  mesh: Mesh
+
+  def __post_init__(self):
+    defaults.validate(self.config)
+    training = self.config.training
+    check_divisible("training.batch_size", training.batch_size, self.mesh)
+    check_divisible("training.eval_batch_size", training.eval_batch_size, self.mesh)
+    self.model, params = models.build(self.config.model, image_shape=self.image_shape,
+                                      num_levels=self.num_levels, seed=self.config.seed)
+    self.tx = make_optimizer(self.config.optimizer, training.num_steps)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P("data"))
+    self.model = jax.device_put(self.model, self.replicated)
+    self._initial_params = params
+    self.train_step = jax.jit(
+        functools.partial(train_step, tx=self.tx, ema_decay=training.ema_decay),
+        in_shardings=(self.replicated, self.replicated, self.batch_sharding),
+        out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
+    self.eval_step = jax.jit(
+        eval_step, in_shardings=(self.replicated, self.replicated, self.batch_sharding,
+                                 self.batch_sharding),
+        out_shardings=self.replicated)
+
+  def initial_state(self) -> TrainState:
+    params = self._initial_params
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                       ema_params=jax.tree.map(jnp.copy, params),
+                       opt_state=self.tx.init(params))
+    return jax.device_put(state, self.replicated)
+
+  def abstract_state(self) -> TrainState:
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
+        jax.eval_shape(self.initial_state))
+
+  def shard_batch(self, images: np.ndarray) -> jax.Array:
+    return jax.device_put(images, self.batch_sharding)
+
+  def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
+    """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim."""
+    total = 0.0
+    for batch, valid in data_lib.eval_batches(images, self.config.training.eval_batch_size):
+      total += float(self.eval_step(self.model, params, self.shard_batch(batch),
+                                    self.shard_batch(valid)))
+    nats = total / images.shape[0]
+    return {"nll_nats": nats, "bits_per_dim": likelihood.bits_per_dim(nats, math.prod(self.image_shape))}
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=config.training.max_checkpoints_to_keep, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options)
+
+
+def _model_identity(config) -> dict:
+  """The parts of a config that fix the shapes in a checkpoint."""
+  return {"data.name": config.data.name, **{f"model.{k}": v for k, v in config.model.items()}}
+
+
+def check_workdir_config(workdir: str, config) -> None:
+  """Records the config in workdir/config.json, or checks it against the recorded one.
+
+  Training settings may change between runs (to train longer, say); the dataset and
+  model may not, since the checkpoint's shapes depend on them.
+  """
+  path = os.path.join(workdir, "config.json")
+  current = _model_identity(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded = _model_identity(ml_collections.ConfigDict(json.load(f)))
+    differing = {k: (recorded.get(k), current.get(k)) for k in set(recorded) | set(current)
+                 if recorded.get(k) != current.get(k)}
+    if differing:
+      raise CheckpointError(
+          f"The checkpoints in {workdir!r} were written for a different model or dataset; "
+          f"(recorded, requested) values: {differing}. Use a new --workdir.")
+    return
+  os.makedirs(workdir, exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json(indent=2))
+  os.replace(tmp, path)
+
+
+def restore_state(trainer: Trainer, manager: ocp.CheckpointManager,
+                  step: int | None = None) -> TrainState:
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise CheckpointError(f"No checkpoint found in {manager.directory}.")
+  try:
+    return manager.restore(step, args=ocp.args.StandardRestore(trainer.abstract_state()))
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"Checkpoint {step} in {manager.directory} does not match the "
+                          f"config: {e}") from e
+
+
+def load_data(config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
+  train = data_lib.load_dataset(config.data, config.data.train_split)
+  test = data_lib.load_dataset(config.data, config.data.eval_split)
+  return train, test
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
+                       progress: bool = True) -> dict:
+  """Trains until `config.training.num_steps`, resuming from workdir's latest checkpoint.
+
+  Writes checkpoints to workdir/checkpoints, metrics to workdir/metrics.jsonl and
+  workdir/tensorboard. Returns the final evaluation metrics (EMA parameters).
+  """
+  defaults.validate(config)
+  check_workdir_config(workdir, config)
+  train_data, test_data = load_data(config)
+  trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
+  training = config.training
+  manager = checkpoint_manager(workdir, config)
+  writer = MetricWriter(workdir)
+  if manager.latest_step() is not None:
+    state = restore_state(trainer, manager)
+  else:
+    state = trainer.initial_state()
+  start_step = int(state.step)
+  writer.truncate_after(start_step)
+
+  batches = data_lib.train_batches(train_data.images, training.batch_size, config.seed, start_step)
+  bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
+                  disable=not progress, dynamic_ncols=True)
+  eval_metrics = None
+  step = start_step
+  try:
+    while step < training.num_steps:
+      state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
+      step += 1
+      bar.update(1)
+      if step % training.log_every_steps == 0 or step == training.num_steps:
+        metrics = jax.device_get(metrics)
+        writer.write(step, "train", metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", nats=f"{metrics['nll_nats']:.2f}")
+      if step % training.eval_every_steps == 0 or step == training.num_steps:
+        eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
+        writer.write(step, "eval", eval_metrics)
+        bar.write(f"step {step}: eval {config.data.eval_split} "
+                  f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
+                  f"{eval_metrics['bits_per_dim']:.4f} bits/dim")
+      if step % training.checkpoint_every_steps == 0 or step == training.num_steps:
+        manager.save(step, args=ocp.args.StandardSave(state))
+  except KeyboardInterrupt:
+    if manager.latest_step() != step:
+      manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    manager.wait_until_finished()
+    bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
+    raise
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    writer.close()
+  if eval_metrics is None:  # Already trained: evaluate what was restored.
+    eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
+  return eval_metrics
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
+                        devices=None) -> dict:
+  """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
+  defaults.validate(config)
+  check_workdir_config_exists(workdir)
+  check_workdir_config(workdir, config)
+  test_data = data_lib.load_dataset(config.data, config.data.eval_split)
+  trainer = Trainer(config, test_data.image_shape, test_data.num_levels, make_mesh(devices))
+  manager = checkpoint_manager(workdir, config)
+  state = restore_state(trainer, manager)
+  metrics = trainer.evaluate(state.ema_params, test_data.images)
+  metrics["step"] = int(state.step)
+  return metrics
+
+
+def check_workdir_config_exists(workdir: str) -> None:
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise CheckpointError(f"No checkpoints in workdir {workdir!r}: train there first.")

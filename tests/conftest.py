@@ -1,0 +1,24 @@
+"""Shared test set-up.
+
+Two host CPU devices are forced (before JAX is imported) so the data-parallel
+tests can compare a 1-device mesh with a 2-device mesh in one process.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = pathlib.Path(os.environ.get("PIXELRNN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> pathlib.Path:
+  """../shared/data (real MNIST files); skips the test when it is absent."""
+  if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
+    pytest.skip(f"needs the shared real datasets at {SHARED_DATA} (absent on this machine)")
+  return SHARED_DATA

@@ -1,0 +1,114 @@
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from pixelrnn import data as data_lib
+
+
+@pytest.mark.parametrize("split, count, mean", [("train", 50000, 0.1306), ("validation", 10000, 0.1311),
+                                                ("test", 10000, 0.1325)])
+def test_packaged_binarized_mnist_has_the_published_splits(split, count, mean):
+  ds = data_lib.load_binarized_mnist(split)
+  assert ds.images.shape == (count, 28, 28, 1)
+  assert ds.images.dtype == np.uint8 and ds.num_levels == 2
+  assert set(np.unique(ds.images)) == {0, 1}
+  assert ds.images.mean() == pytest.approx(mean, abs=5e-5)
+
+
+def write_amat(path, images, corrupt_byte: int | None = None):
+  text = "\n".join(" ".join(str(v) for v in img.ravel()) for img in images) + "\n"
+  raw = bytearray(text.encode())
+  if corrupt_byte is not None:
+    raw[corrupt_byte] = ord("1") if raw[corrupt_byte] == ord("0") else ord("0")
+  with gzip.open(path, "wb") as f:
+    f.write(bytes(raw))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_amat_parser_reads_what_was_written(tmp_path):
+  images = np.random.default_rng(0).integers(0, 2, (7, 28, 28, 1), dtype=np.uint8)
+  sha = write_amat(tmp_path / "x.amat.gz", images)
+  np.testing.assert_array_equal(data_lib.parse_amat(str(tmp_path / "x.amat.gz"), sha), images)
+
+
+def test_corrupted_binarized_mnist_file_fails_with_its_checksum(tmp_path):
+  images = np.zeros((3, 28, 28, 1), np.uint8)
+  sha = write_amat(tmp_path / "x.amat.gz", images, corrupt_byte=10)
+  with pytest.raises(data_lib.DataError, match=r"x\.amat\.gz.*corrupted: sha256 .* expected " + sha):
+    data_lib.parse_amat(str(tmp_path / "x.amat.gz"), sha)
+
+
+def test_truncated_and_malformed_files_fail_clearly(tmp_path):
+  good = tmp_path / "good.amat.gz"
+  write_amat(good, np.ones((2, 28, 28, 1), np.uint8))
+  truncated = tmp_path / "truncated.amat.gz"
+  truncated.write_bytes(good.read_bytes()[:-20])
+  with pytest.raises(data_lib.DataError, match="truncated.amat.gz.*not a readable gzip"):
+    data_lib.parse_amat(str(truncated))
+  bad_values = tmp_path / "bad.amat.gz"
+  with gzip.open(bad_values, "wb") as f:
+    f.write((" ".join(["2"] * 784) + "\n").encode())
+  with pytest.raises(data_lib.DataError, match="only the values 0 and 1"):
+    data_lib.parse_amat(str(bad_values))
+  with pytest.raises(data_lib.DataError, match="does not exist"):
+    data_lib.parse_amat(str(tmp_path / "missing.amat.gz"))
+
+
+def test_unknown_datasets_and_splits_list_the_valid_ones():
+  class Cfg:
+    name, data_dir, manual_dir = "imagenet", None, None
+  with pytest.raises(data_lib.DataError, match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10'\]"):
+    data_lib.load_dataset(Cfg, "train")
+  with pytest.raises(data_lib.DataError, match=r"valid splits: \['test', 'train', 'validation'\]"):
+    data_lib.load_binarized_mnist("valid")
+  with pytest.raises(data_lib.DataError, match=r"valid: \['train', 'test'\]"):
+    data_lib.load_tfds("cifar10", "validation")
+
+
+def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, tmp_path):
+  train = data_lib.load_tfds("mnist", "train", data_dir=str(tmp_path), manual_dir=str(shared_data / "mnist"))
+  test = data_lib.load_tfds("mnist", "test", data_dir=str(tmp_path), manual_dir=str(shared_data / "mnist"))
+  assert train.images.shape == (60000, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
+  assert train.num_levels == test.num_levels == 256 and train.images.dtype == np.uint8
+  # Means recorded in ../shared/data/README.md for the original files.
+  assert train.images.mean() == pytest.approx(33.318, abs=1e-3)
+  assert test.images.mean() == pytest.approx(33.791, abs=1e-3)
+
+
+def test_cifar10_comes_through_tfds_as_uint8_rgb(tmp_path):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
+    ds = data_lib.load_tfds("cifar10", "train")
+  assert ds.images.shape == (12, 32, 32, 3) and ds.images.dtype == np.uint8
+  assert ds.num_levels == 256
+
+
+def test_missing_manual_dir_is_refused(tmp_path):
+  with pytest.raises(data_lib.DataError, match="manual_dir .*nowhere.* is not a directory"):
+    data_lib.load_tfds("mnist", "train", manual_dir=str(tmp_path / "nowhere"))
+
+
+def test_train_batches_visit_each_example_once_per_epoch_and_resume_exactly():
+  images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+  batches = data_lib.train_batches(images, batch_size=3, seed=7)
+  steps = [next(batches).ravel() for _ in range(9)]  # 3 steps per epoch, 1 example dropped.
+  for epoch in range(3):
+    seen = np.concatenate(steps[3 * epoch:3 * epoch + 3])
+    assert len(set(seen.tolist())) == 9
+  assert not np.array_equal(np.concatenate(steps[:3]), np.concatenate(steps[3:6])), "reshuffled"
+  resumed = data_lib.train_batches(images, batch_size=3, seed=7, start_step=4)
+  for s in range(4, 9):
+    np.testing.assert_array_equal(next(resumed).ravel(), steps[s])
+  other_seed = data_lib.train_batches(images, batch_size=3, seed=8)
+  assert not np.array_equal(next(other_seed).ravel(), steps[0])
+
+
+def test_eval_batches_cover_every_example_once_including_a_partial_batch():
+  images = np.arange(23, dtype=np.uint8).reshape(23, 1, 1, 1)
+  seen = []
+  for batch, valid in data_lib.eval_batches(images, batch_size=5):
+    assert batch.shape == (5, 1, 1, 1)
+    seen.extend(batch[valid].ravel().tolist())
+  assert seen == list(range(23))
