@@ -123,9 +123,13 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
   import tensorflow_datasets as tfds  # Imported here: it pulls in TensorFlow.
 
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  data = tfds.load(name, split=split, batch_size=-1, data_dir=data_dir, download=True,
+  data = tfds.load(name, split=split, data_dir=data_dir, download=True,
                    download_and_prepare_kwargs={"download_config": download_config})
-  images = np.asarray(tfds.as_numpy(data)["image"])
+  # Whole split in fixed-size chunks: batch_size=-1 aborts under tfds.testing.mock_data.
+  chunks = [batch["image"] for batch in tfds.as_numpy(data.batch(10_000))]
+  if not chunks:
+    raise DataError(f"TFDS {name}/{split} is empty.")
+  images = np.concatenate(chunks)
   if images.dtype != np.uint8 or images.ndim != 4:
     raise DataError(f"TFDS {name}/{split} gave images {images.shape} {images.dtype}, "
                     f"expected uint8 (N, H, W, C).")

@@ -95,7 +95,7 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
       "loss": loss,
       "nll_nats": jnp.mean(nll),
       "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
-      "grad_norm": optax.global_norm(grads),
+      "grad_norm": optax.tree.norm(grads),
   }
   return new_state, metrics
 

@@ -1,13 +1,13 @@
 """Shared test set-up.
 
-Two host CPU devices are forced (before JAX is imported) so the data-parallel
-tests can compare a 1-device mesh with a 2-device mesh in one process.
+Four host CPU devices are forced (before JAX is imported) so the data-parallel
+tests can compare 1-, 2- and 4-device meshes in one process.
 """
 
 import os
 import pathlib
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402

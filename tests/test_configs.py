@@ -1,0 +1,33 @@
+"""Every experiment config is valid and builds its model."""
+
+import pathlib
+import runpy
+
+import pytest
+from flax import nnx
+
+from conftest import REPO_ROOT
+from pixelrnn import data as data_lib
+from pixelrnn import defaults, models
+
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
+
+
+def test_there_are_configs():
+  names = {p.stem for p in CONFIGS}
+  assert {"quickstart", "binarized_mnist_pixelcnn", "mnist_pixelcnn", "cifar10_pixelcnn"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
+  config = runpy.run_path(str(path))["get_config"]()
+  defaults.validate(config)
+  shape, levels = data_lib.IMAGE_SPECS[config.data.name]
+  model = nnx.eval_shape(lambda: models.create_model(config.model, num_channels=shape[-1],
+                                                     num_levels=levels, rngs=nnx.Rngs(0)))
+  assert sum(p.size for p in __import__("jax").tree.leaves(nnx.state(model, nnx.Param))) > 0
+
+
+def test_paper_settings_of_the_cifar_pixelcnn():
+  config = runpy.run_path(str(REPO_ROOT / "configs" / "cifar10_pixelcnn.py"))["get_config"]()
+  assert (config.model.num_layers, config.model.hidden_dim) == (15, 128)

@@ -1,0 +1,45 @@
+import pytest
+
+from pixelrnn import defaults
+
+
+def test_base_config_is_valid():
+  defaults.validate(defaults.base_config())
+
+
+def test_unknown_keys_are_refused_with_the_valid_ones():
+  config = defaults.base_config()
+  config.model.hiden_dim = 3
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'name', 'num_layers', 'output_dim'\]"):
+    defaults.validate(config)
+
+
+@pytest.mark.parametrize("key, value, choices", [
+    ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10']"),
+    ("model.name", "transformer", "['pixelcnn']"),
+    ("optimizer.name", "sgd", "['rmsprop', 'adam']"),
+    ("optimizer.schedule", "linear", "['constant', 'cosine', 'warmup_cosine']"),
+])
+def test_unknown_choices_are_refused_with_the_valid_ones(key, value, choices):
+  config = defaults.base_config()
+  group, name = key.split(".")
+  config[group][name] = value
+  with pytest.raises(defaults.ConfigError, match=f"{value!r}; valid choices: " + choices.replace("[", r"\[").replace("]", r"\]")):
+    defaults.validate(config)
+
+
+@pytest.mark.parametrize("key, value", [("training.batch_size", 0), ("model.num_layers", -1),
+                                        ("optimizer.learning_rate", 0.0)])
+def test_non_positive_sizes_are_refused(key, value):
+  config = defaults.base_config()
+  group, name = key.split(".")
+  config[group][name] = value
+  with pytest.raises(defaults.ConfigError, match=f"{key} must be a positive number, got {value}"):
+    defaults.validate(config)
+
+
+def test_ema_decay_outside_the_unit_interval_is_refused():
+  config = defaults.base_config()
+  config.training.ema_decay = 1.0
+  with pytest.raises(defaults.ConfigError, match=r"training.ema_decay must be in \[0, 1\), got 1.0"):
+    defaults.validate(config)

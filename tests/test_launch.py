@@ -1,0 +1,47 @@
+"""The command line: train, then evaluate, a few steps; bad configs fail clearly."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+FEW_STEPS = ["--config.training.num_steps=4", "--config.training.checkpoint_every_steps=2",
+             "--config.training.eval_batch_size=1000", "--config.data.eval_split=validation",
+             "--config.model.num_layers=1", "--config.training.log_every_steps=2"]
+
+
+def launch(*args):
+  return subprocess.run([sys.executable, "launch.py", *args], cwd=REPO_ROOT, capture_output=True,
+                        text=True, timeout=600)
+
+
+def last_json(stdout):
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_launch_trains_then_evaluates_the_same_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  trained = launch("--config=configs/quickstart.py", f"--workdir={workdir}", *FEW_STEPS)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  evaluated = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=eval", *FEW_STEPS)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  t, e = last_json(trained.stdout), last_json(evaluated.stdout)
+  assert e["step"] == 4 and e["nll_nats"] == t["nll_nats"]
+  assert (tmp_path / "run" / "checkpoints" / "4").is_dir()
+  assert (tmp_path / "run" / "tensorboard" / "train").is_dir()
+
+
+def test_launch_rejects_an_unknown_dataset_listing_the_valid_ones(tmp_path):
+  result = launch("--config=configs/quickstart.py", f"--workdir={tmp_path}", "--config.data.name=imagenet")
+  assert result.returncode != 0
+  assert "Unknown data.name 'imagenet'; valid choices: ['binarized_mnist', 'mnist', 'cifar10']" in result.stderr
+
+
+def test_launch_rejects_a_config_file_with_a_misspelt_key(tmp_path):
+  bad = tmp_path / "typo.py"
+  bad.write_text("from pixelrnn import defaults\n\ndef get_config():\n  c = defaults.base_config()\n"
+                 "  c.training.batchsize = 8\n  return c\n")
+  result = launch(f"--config={bad}", f"--workdir={tmp_path / 'w'}")
+  assert result.returncode != 0
+  assert "Unknown config key 'training.batchsize'; valid keys here:" in result.stderr

@@ -1,0 +1,157 @@
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from pixelrnn import data as data_lib
+from pixelrnn import defaults, metric_writers, train
+
+
+def tiny_config(num_steps=12):
+  config = defaults.base_config()
+  config.model.hidden_dim = 4
+  config.model.num_layers = 1
+  config.model.output_dim = 8
+  config.data.eval_split = "validation"
+  config.training.batch_size = 8
+  config.training.num_steps = num_steps
+  config.training.log_every_steps = 1
+  config.training.eval_every_steps = 1000
+  config.training.eval_batch_size = 1000
+  config.training.checkpoint_every_steps = 3
+  config.optimizer.name = "adam"
+  return config
+
+
+def restored(config, workdir):
+  test = data_lib.load_binarized_mnist("validation")
+  trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
+  return train.restore_state(trainer, train.checkpoint_manager(workdir, config))
+
+
+def assert_same_state(a, b):
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
+
+
+def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
+  config = defaults.base_config()
+  config.model.hidden_dim = 16
+  config.model.num_layers = 3
+  config.model.output_dim = 32
+  config.training.batch_size = 32
+  config.training.num_steps = 400
+  config.training.log_every_steps = 50
+  config.training.eval_every_steps = 400
+  config.training.eval_batch_size = 1000
+  config.training.checkpoint_every_steps = 400
+  config.training.ema_decay = 0.99
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 2e-3
+
+  test = data_lib.load_binarized_mnist("test")
+  trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
+  before = trainer.evaluate(trainer.initial_state().ema_params, test.images)
+  # Untrained: at best a uniform model, 784 ln 2 = 543 nats.
+  assert before["nll_nats"] > 0.95 * 784 * math.log(2), before
+
+  after = train.train_and_evaluate(config, str(tmp_path), progress=False)
+  assert after["nll_nats"] < 150, after
+  evals = [r for r in metric_writers.read_metrics(str(tmp_path)) if r["split"] == "eval"]
+  assert evals[-1]["step"] == 400 and evals[-1]["nll_nats"] == pytest.approx(after["nll_nats"])
+
+
+def test_resuming_from_a_checkpoint_reproduces_an_uninterrupted_run(tmp_path):
+  straight, halves = str(tmp_path / "straight"), str(tmp_path / "halves")
+  train.train_and_evaluate(tiny_config(12), straight, progress=False)
+  train.train_and_evaluate(tiny_config(6), halves, progress=False)
+  train.train_and_evaluate(tiny_config(12), halves, progress=False)
+  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), halves))
+  rows = lambda d: [r for r in metric_writers.read_metrics(d) if r["split"] == "train"]
+  assert rows(straight) == rows(halves)
+
+
+def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(tmp_path, monkeypatch):
+  straight, crashed = str(tmp_path / "straight"), str(tmp_path / "crashed")
+  train.train_and_evaluate(tiny_config(12), straight, progress=False)
+
+  real_batches = data_lib.train_batches
+
+  def crash_after_eight_steps(*args, **kwargs):
+    for step, batch in enumerate(real_batches(*args, **kwargs)):
+      if step == 8:
+        raise RuntimeError("simulated crash")
+      yield batch
+
+  monkeypatch.setattr(data_lib, "train_batches", crash_after_eight_steps)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train.train_and_evaluate(tiny_config(12), crashed, progress=False)
+  assert train.checkpoint_manager(crashed, tiny_config()).latest_step() == 6
+  monkeypatch.setattr(data_lib, "train_batches", real_batches)
+  train.train_and_evaluate(tiny_config(12), crashed, progress=False)
+
+  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), crashed))
+  steps = [r["step"] for r in metric_writers.read_metrics(crashed) if r["split"] == "train"]
+  assert steps == list(range(1, 13)), "steps 7 and 8 must be logged once"
+
+
+@pytest.mark.parametrize("num_devices", [2, 4])
+def test_data_parallel_step_matches_one_device(num_devices):
+  assert jax.device_count() >= num_devices, "conftest forces four CPU devices"
+  config = tiny_config()
+  config.training.batch_size = 16
+  images = data_lib.load_binarized_mnist("validation").images[:48]
+  states = []
+  for devices in (jax.devices()[:1], jax.devices()[:num_devices]):
+    trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(devices))
+    state = trainer.initial_state()
+    for k in range(3):
+      batch = trainer.shard_batch(images[16 * k:16 * (k + 1)])
+      assert len(batch.sharding.device_set) == len(devices)
+      state, _ = trainer.train_step(trainer.model, state, batch)
+    assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == len(devices)
+    states.append(jax.device_get(state))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+               states[0].params, states[1].params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+               states[0].ema_params, states[1].ema_params)
+
+
+def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
+  config = tiny_config()
+  config.training.batch_size = 7
+  with pytest.raises(ValueError, match=r"training.batch_size=7 must be divisible by the number of devices \(2\)"):
+    train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.devices()[:2]))
+
+
+def test_evaluating_an_empty_workdir_says_so(tmp_path):
+  with pytest.raises(train.CheckpointError, match="No checkpoints in workdir .*train there first"):
+    train.evaluate_checkpoint(tiny_config(), str(tmp_path))
+
+
+def test_a_workdir_trained_with_another_model_is_refused(tmp_path):
+  train.train_and_evaluate(tiny_config(3), str(tmp_path), progress=False)
+  other = tiny_config(3)
+  other.model.hidden_dim = 6
+  with pytest.raises(train.CheckpointError, match=r"different model or dataset.*'model.hidden_dim': \(4, 6\)"):
+    train.evaluate_checkpoint(other, str(tmp_path))
+
+
+def test_ema_decay_warms_up_then_saturates():
+  assert float(train.ema_decay_at(jax.numpy.array(0), 0.999)) == pytest.approx(0.1)
+  assert float(train.ema_decay_at(jax.numpy.array(10**6), 0.999)) == pytest.approx(0.999)
+
+
+@pytest.mark.parametrize("name", defaults.OPTIMIZERS)
+@pytest.mark.parametrize("schedule", defaults.SCHEDULES)
+def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
+  config = tiny_config()
+  config.optimizer.name, config.optimizer.schedule, config.optimizer.warmup_steps = name, schedule, 2
+  trainer = train.Trainer(config, (6, 6, 1), 2, train.make_mesh())
+  state = trainer.initial_state()
+  images = np.random.default_rng(0).integers(0, 2, (8, 6, 6, 1), dtype=np.uint8)
+  for _ in range(3):
+    new_state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(images))
+    assert np.isfinite(float(metrics["loss"]))
+    state = new_state
+  assert int(state.step) == 3
