@@ -12,7 +12,7 @@ from ml_collections import config_dict
 
 from pixelrnn import data as data_lib
 
-MODELS = ("pixelcnn",)
+MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.hidden_dim = 16  # h: layers carry 2h features.
   config.model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
   config.model.output_dim = 32  # Width of the hidden 1x1 output layer.
+  # Connections of the recurrent models (PixelCNN blocks are always residual):
+  config.model.residual = True  # Add each layer's 1x1 (h -> 2h) output to its input.
+  config.model.skip = False  # Feed the sum of every layer's output to the head.
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 16
@@ -101,6 +104,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   }.items():
     for key in keys:
       _check_positive(f"{group}.{key}", config[group][key])
+  for key in ("residual", "skip"):
+    if not isinstance(config.model[key], bool):
+      raise ConfigError(f"model.{key} must be True or False, got {config.model[key]!r}.")
   for key in ("ema_decay",):
     if not 0.0 <= config.training[key] < 1.0:
       raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")

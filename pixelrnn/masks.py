@@ -42,36 +42,56 @@ def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
   return np.arange(num_features) * num_channels // num_features
 
 
-def centre_mask(in_features: int, out_features: int, num_channels: int,
-                mask_type: MaskType) -> np.ndarray:
-  """Returns the (in_features, out_features) 0/1 mask applied at the centre pixel."""
+def gate_groups(hidden_dim: int, num_channels: int, num_gates: int) -> np.ndarray:
+  """Groups of `num_gates` stacked blocks of `hidden_dim` features (LSTM gates).
+
+  Feature k of gate block q is gate q of hidden unit k, so it takes that unit's
+  group: the R, G, B split repeats in every block.
+  """
+  return np.tile(channel_groups(hidden_dim, num_channels), num_gates)
+
+
+def centre_mask_from_groups(in_groups: np.ndarray, out_groups: np.ndarray,
+                            mask_type: MaskType) -> np.ndarray:
+  """(len(in_groups), len(out_groups)) 0/1 mask applied at the centre pixel."""
   if mask_type not in MASK_TYPES:
     raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}.")
-  in_groups = channel_groups(in_features, num_channels)[:, None]
-  out_groups = channel_groups(out_features, num_channels)[None, :]
-  if mask_type == "A":
-    allowed = in_groups < out_groups
-  else:
-    allowed = in_groups <= out_groups
+  in_groups = np.asarray(in_groups)[:, None]
+  out_groups = np.asarray(out_groups)[None, :]
+  allowed = in_groups < out_groups if mask_type == "A" else in_groups <= out_groups
   return allowed.astype(np.float32)
 
 
+def centre_mask(in_features: int, out_features: int, num_channels: int,
+                mask_type: MaskType) -> np.ndarray:
+  """Returns the (in_features, out_features) 0/1 mask applied at the centre pixel."""
+  return centre_mask_from_groups(channel_groups(in_features, num_channels),
+                                 channel_groups(out_features, num_channels), mask_type)
+
+
 def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
-              num_channels: int, mask_type: MaskType) -> np.ndarray:
+              num_channels: int, mask_type: MaskType,
+              out_groups: np.ndarray | None = None) -> np.ndarray:
   """Returns a (kh, kw, in_features, out_features) 0/1 mask for a 'SAME' convolution.
 
   The kernel centre sits at (kh // 2, kw // 2), so both sizes must be odd. A kernel
   row above the centre row is fully visible, the centre row is visible left of the
-  centre, and the centre position follows `centre_mask`.
+  centre, and the centre position follows the channel-group rule. `out_groups`
+  overrides the contiguous grouping of the outputs (see `gate_groups`).
   """
   kh, kw = kernel_size
   if kh < 1 or kw < 1 or kh % 2 == 0 or kw % 2 == 0:
     raise ValueError(f"Masked kernels need odd sizes, got kernel_size={kernel_size}.")
+  if out_groups is None:
+    out_groups = channel_groups(out_features, num_channels)
+  elif len(out_groups) != out_features:
+    raise ValueError(f"out_groups has {len(out_groups)} entries for {out_features} features.")
   ch, cw = kh // 2, kw // 2
   mask = np.zeros((kh, kw, in_features, out_features), np.float32)
   mask[:ch] = 1.0
   mask[ch, :cw] = 1.0
-  mask[ch, cw] = centre_mask(in_features, out_features, num_channels, mask_type)
+  mask[ch, cw] = centre_mask_from_groups(channel_groups(in_features, num_channels),
+                                         out_groups, mask_type)
   return mask
 
 
@@ -84,8 +104,10 @@ class MaskedConv(nnx.Module):
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int],
-               *, num_channels: int, mask_type: MaskType, rngs: nnx.Rngs):
-    mask = conv_mask(kernel_size, in_features, out_features, num_channels, mask_type)
+               *, num_channels: int, mask_type: MaskType, rngs: nnx.Rngs,
+               out_groups: np.ndarray | None = None):
+    mask = conv_mask(kernel_size, in_features, out_features, num_channels, mask_type,
+                     out_groups)
     self.conv = nnx.Conv(in_features, out_features, kernel_size=kernel_size,
                          padding="SAME", mask=jnp.asarray(mask), rngs=rngs)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import jax
 from flax import nnx, struct
 
+from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
+from pixelrnn.row_lstm import RowLSTM
 
-MODEL_CLASSES = {"pixelcnn": PixelCNN}
+MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM}
+RECURRENT_MODELS = ("row_lstm", "diagonal_bilstm")
 
 
 def create_model(model_config, *, num_channels: int, num_levels: int,
@@ -15,10 +18,12 @@ def create_model(model_config, *, num_channels: int, num_levels: int,
   """Instantiates the model named by `model_config.name`."""
   if model_config.name not in MODEL_CLASSES:
     raise ValueError(f"Unknown model {model_config.name!r}; valid models: {sorted(MODEL_CLASSES)}.")
-  return MODEL_CLASSES[model_config.name](
-      num_channels=num_channels, num_levels=num_levels,
-      hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
-      output_dim=model_config.output_dim, rngs=rngs)
+  kwargs = dict(num_channels=num_channels, num_levels=num_levels,
+                hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
+                output_dim=model_config.output_dim, rngs=rngs)
+  if model_config.name in RECURRENT_MODELS:
+    kwargs.update(residual=model_config.residual, skip=model_config.skip)
+  return MODEL_CLASSES[model_config.name](**kwargs)
 
 
 @struct.dataclass

@@ -113,3 +113,36 @@ def assert_receptive_field(pattern: np.ndarray, expected: np.ndarray) -> None:
   if missing.any():
     raise AssertionError(f"{missing.sum()} expected dependencies never seen, e.g. "
                          f"{[tuple(map(int, v)) for v in np.argwhere(missing)[:5]]}")
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+  """Dependency relation of outer(inner(x)): both bool (H,W,G,H,W,G') shaped."""
+  h, w, g = outer.shape[:3]
+  n = h * w * g
+  m = inner.shape[3:]
+  out = outer.reshape(n, n).astype(np.int32) @ inner.reshape(n, -1).astype(np.int32)
+  return (out > 0).reshape(h, w, g, *m)
+
+
+def pointwise_mask_b(h: int, w: int, c: int) -> np.ndarray:
+  """Relation of a 1x1 mask-B convolution: same pixel, groups <= g."""
+  return conv_receptive_field(identity_deps(h, w, c), (1, 1), mask_b)
+
+
+def recurrent_model_field(layer_field: np.ndarray, num_layers: int, residual: bool = True) -> np.ndarray:
+  """Exact dependencies of a RecurrentStack's logits on its image, group level:
+  7x7 mask-A conv, layers (each followed by a 1x1 mask-B projection, plus the
+  residual), then the two 1x1 mask-B output layers."""
+  h, w, c = layer_field.shape[:3]
+  x = conv_receptive_field(identity_deps(h, w, c), (7, 7), mask_a)
+  b = pointwise_mask_b(h, w, c)
+  for _ in range(num_layers):
+    out = compose(b, compose(layer_field, x))
+    x = x | out if residual else out
+  return compose(b, compose(b, x))
+
+
+def strictly_before(h: int, w: int, c: int) -> np.ndarray:
+  """bool (H,W,C,H,W,C): input sub-pixel strictly before the output sub-pixel."""
+  order = raster_order(h, w, c)
+  return order[:, :, :, None, None, None] > order[None, None, None]

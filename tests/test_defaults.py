@@ -10,13 +10,13 @@ def test_base_config_is_valid():
 def test_unknown_keys_are_refused_with_the_valid_ones():
   config = defaults.base_config()
   config.model.hiden_dim = 3
-  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'name', 'num_layers', 'output_dim'\]"):
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
     defaults.validate(config)
 
 
 @pytest.mark.parametrize("key, value, choices", [
     ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10']"),
-    ("model.name", "transformer", "['pixelcnn']"),
+    ("model.name", "transformer", "['pixelcnn', 'row_lstm', 'diagonal_bilstm']"),
     ("optimizer.name", "sgd", "['rmsprop', 'adam']"),
     ("optimizer.schedule", "linear", "['constant', 'cosine', 'warmup_cosine']"),
 ])

@@ -1,0 +1,59 @@
+"""Row LSTM (van den Oord et al. 2016, Section 3.1).
+
+The image is processed one row at a time. For row i the gates are
+  [i, f, o, g] = K_is * x_i + K_ss * h_{i-1},
+where K_is is a 1x3 mask-B convolution along the row (computed for every row at once,
+before the scan) and K_ss a 1x3 convolution over the previous row's hidden states,
+spatially unmasked because that whole row is the past. Each gate's hidden units are
+split into R, G, B groups, and the input-to-state mask lets a group-g unit see the
+input groups <= g at its own pixel.
+
+A layer's hidden state at (i, j) therefore sees its input at (i, j - 1), its own
+pixel's groups <= g, and through the recurrence the triangle of rows r < i with
+j - 1 - (i - r) <= column <= j + (i - r).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from pixelrnn import masks
+from pixelrnn.recurrent_stack import RecurrentStack, lstm_cell
+
+
+class RowLSTMLayer(nnx.Module):
+  """(B, H, W, in_features) -> (B, H, W, hidden_dim) hidden states."""
+
+  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs):
+    self.hidden_dim = hidden_dim
+    self.input_to_state = masks.MaskedConv(
+        in_features, 4 * hidden_dim, (1, 3), num_channels=num_channels, mask_type="B",
+        out_groups=masks.gate_groups(hidden_dim, num_channels, 4), rngs=rngs)
+    # The 1x3 state-to-state kernel as one matrix over [h(j-1), h(j), h(j+1)].
+    init = nnx.initializers.lecun_normal()
+    self.state_to_state = nnx.Param(init(rngs.params(), (3 * hidden_dim, 4 * hidden_dim)))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, _, width, _ = x.shape
+    gates_in = jnp.moveaxis(self.input_to_state(x), 1, 0)  # (H, B, W, 4h)
+    kernel = self.state_to_state[...]
+
+    def row_step(carry, row_gates):
+      cell, hidden = carry  # (B, W, h): row i - 1
+      padded = jnp.pad(hidden, ((0, 0), (1, 1), (0, 0)))
+      neighbours = jnp.concatenate([padded[:, :-2], hidden, padded[:, 2:]], axis=-1)
+      cell, hidden = lstm_cell(row_gates + neighbours @ kernel, cell)
+      return (cell, hidden), hidden
+
+    zeros = jnp.zeros((batch, width, self.hidden_dim), x.dtype)
+    _, hidden = jax.lax.scan(row_step, (zeros, zeros), gates_in)
+    return jnp.moveaxis(hidden, 0, 1)
+
+
+class RowLSTM(RecurrentStack):
+  """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
+
+  def __init__(self, **kwargs):
+    super().__init__(RowLSTMLayer, **kwargs)
