@@ -4,8 +4,9 @@
       --config=configs/cifar10_pixelcnn.py --batch_size=16
 
 Prints one JSON object per config: train images/s (median over timed steps after
-warm-up), the step's compile time, and the process's peak RSS so far. Batches are
-random images of the dataset's shape and levels, so no dataset is needed.
+warm-up), the step's compile time, the process's peak RSS so far, and the ratio of
+its median step time to the first config's (so compare models in one run). Batches
+are random images of the dataset's shape and levels, so no dataset is needed.
 """
 
 import datetime
@@ -76,12 +77,15 @@ def main(argv):
   header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
             "machine": platform.processor() or platform.machine()}
+  first_step_s = None
   for path in FLAGS.config:
     config = load_config(path)
     if FLAGS.batch_size is not None:
       config.training.batch_size = FLAGS.batch_size
     defaults.validate(config)
     result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
+    first_step_s = first_step_s or result["train_step_s_median"]
+    result["step_time_ratio_to_first"] = round(result["train_step_s_median"] / first_step_s, 3)
     print(json.dumps({"config": path, **result, **header}), flush=True)
 
 

@@ -173,6 +173,19 @@ class Trainer:
     return {"nll_nats": nats, "bits_per_dim": likelihood.bits_per_dim(nats, math.prod(self.image_shape))}
 
 
+def wait_for_previous_step(previous: jax.Array | None, current: jax.Array) -> jax.Array:
+  """Blocks on the previous step's output so that at most two steps are in flight.
+
+  Unbounded asynchronous dispatch lets XLA's CPU all-reduce deadlock when several
+  host-platform devices share few cores (--xla_force_host_platform_device_count=4 on
+  2 cores stalls within a few hundred queued steps); one step of look-ahead keeps the
+  pipeline busy without that risk. Returns `current`, the next call's `previous`.
+  """
+  if previous is not None:
+    jax.block_until_ready(previous)
+  return current
+
+
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=config.training.max_checkpoints_to_keep, create=True)
@@ -254,9 +267,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
                   disable=not progress, dynamic_ncols=True)
   eval_metrics = None
   step = start_step
+  in_flight = None
   try:
     while step < training.num_steps:
       state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
+      in_flight = wait_for_previous_step(in_flight, metrics["loss"])
       step += 1
       bar.update(1)
       if step % training.log_every_steps == 0 or step == training.num_steps:

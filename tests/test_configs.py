@@ -15,7 +15,10 @@ CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
 
 def test_there_are_configs():
   names = {p.stem for p in CONFIGS}
-  assert {"quickstart", "binarized_mnist_pixelcnn", "mnist_pixelcnn", "cifar10_pixelcnn"} <= names
+  assert {"quickstart", "binarized_mnist_pixelcnn", "mnist_pixelcnn", "cifar10_pixelcnn",
+          "binarized_mnist_row_lstm", "binarized_mnist_diagonal_bilstm",
+          "binarized_mnist_diagonal_bilstm_1layer", "cifar10_row_lstm",
+          "cifar10_diagonal_bilstm"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -28,6 +31,13 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   assert sum(p.size for p in __import__("jax").tree.leaves(nnx.state(model, nnx.Param))) > 0
 
 
-def test_paper_settings_of_the_cifar_pixelcnn():
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "cifar10_pixelcnn.py"))["get_config"]()
-  assert (config.model.num_layers, config.model.hidden_dim) == (15, 128)
+@pytest.mark.parametrize("name, model, layers, hidden", [
+    ("cifar10_pixelcnn", "pixelcnn", 15, 128),
+    ("cifar10_row_lstm", "row_lstm", 12, 128),
+    ("cifar10_diagonal_bilstm", "diagonal_bilstm", 12, 128),
+    ("binarized_mnist_diagonal_bilstm", "diagonal_bilstm", 7, 16),
+    ("binarized_mnist_diagonal_bilstm_1layer", "diagonal_bilstm", 1, 32),
+])
+def test_paper_settings(name, model, layers, hidden):
+  config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
+  assert (config.model.name, config.model.num_layers, config.model.hidden_dim) == (model, layers, hidden)

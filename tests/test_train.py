@@ -155,3 +155,30 @@ def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
     assert np.isfinite(float(metrics["loss"]))
     state = new_state
   assert int(state.step) == 3
+
+
+@pytest.mark.parametrize("model_name", ["row_lstm", "diagonal_bilstm"])
+def test_recurrent_models_learn_on_real_binarized_mnist(model_name):
+  config = defaults.base_config()
+  config.model.name = model_name
+  config.model.hidden_dim = 8
+  config.model.num_layers = 2
+  config.model.output_dim = 16
+  config.training.batch_size = 16
+  config.training.num_steps = 300
+  config.training.eval_batch_size = 500
+  config.training.ema_decay = 0.0  # Evaluate the trained parameters themselves.
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 3e-3
+  train_data = data_lib.load_binarized_mnist("train")
+  test_images = data_lib.load_binarized_mnist("test").images[:1000]
+  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  state = trainer.initial_state()
+  before = trainer.evaluate(state.params, test_images)["nll_nats"]
+  batches = data_lib.train_batches(train_data.images, 16, seed=0)
+  in_flight = None
+  for _ in range(config.training.num_steps):
+    state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
+    in_flight = train.wait_for_previous_step(in_flight, metrics["loss"])
+  after = trainer.evaluate(state.params, test_images)["nll_nats"]
+  assert after < 0.4 * before and after < 200, (before, after)
