@@ -35,7 +35,7 @@ import numpy as np
 from flax import nnx
 
 from pixelrnn import masks
-from pixelrnn.recurrent_stack import RecurrentStack, lstm_cell
+from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
 def skew(x: jax.Array) -> jax.Array:
@@ -61,6 +61,16 @@ def skewed_validity(height: int, width: int) -> np.ndarray:
   t = np.arange(width + height - 1)[:, None]
   i = np.arange(height)[None, :]
   return ((t - i >= 0) & (t - i < width)).astype(np.float32)
+
+
+def column_state_to_state(hidden: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 2x1 column convolution of each direction over the previous skewed column.
+
+  hidden: (..., 2, B, H, h), the directions stacked on axis -4; kernel: (2, 2h, 4h)
+  over [h(i - 1), h(i)]. Returns (..., 2, B, H, 4h).
+  """
+  above = jnp.pad(hidden, [(0, 0)] * (hidden.ndim - 2) + [(1, 0), (0, 0)])[..., :-1, :]
+  return jnp.einsum("...dbhk,dkn->...dbhn", jnp.concatenate([above, hidden], -1), kernel)
 
 
 def shift_down(x: jax.Array) -> jax.Array:
@@ -94,19 +104,7 @@ class DiagonalBiLSTMLayer(nnx.Module):
                           skew(self.input_to_state_rl(x[:, :, ::-1]))])  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
-    kernel = self.state_to_state[...]
-
-    def column_step(carry, inputs):
-      cell, hidden = carry  # (2, B, H, h): column t - 1
-      column_gates, column_valid = inputs
-      above = jnp.pad(hidden, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
-      recurrent = jnp.einsum("dbhk,dkn->dbhn", jnp.concatenate([above, hidden], -1), kernel)
-      cell, hidden = lstm_cell(column_gates + recurrent, cell)
-      cell, hidden = cell * column_valid, hidden * column_valid
-      return (cell, hidden), hidden
-
-    zeros = jnp.zeros((2, batch, height, self.hidden_dim), x.dtype)
-    _, hidden = jax.lax.scan(column_step, (zeros, zeros), (gates_in, valid))
+    hidden = lstm_scan(gates_in, self.state_to_state[...], column_state_to_state, valid)
     hidden = jnp.moveaxis(hidden, 0, 3)  # (2, B, H, L, h)
     lr = unskew(hidden[0], width)
     rl = unskew(hidden[1], width)[:, :, ::-1]

@@ -9,6 +9,7 @@ input (the connections ablated in the paper's Table 2).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -63,6 +64,91 @@ def lstm_cell(gates: jax.Array, cell: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 lstm_cell.defvjp(_lstm_cell_fwd, _lstm_cell_bwd)
+
+
+def _lstm_step(gates, prev_cell, valid):
+  """Cell update kept at zero where `valid` is 0; also returns the backward residuals."""
+  (cell, hidden), (t, _, tanh_cell) = _lstm_cell_fwd(gates, prev_cell)
+  return cell * valid, hidden * valid, t, tanh_cell
+
+
+def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
+              valid: jax.Array | None = None) -> jax.Array:
+  """An LSTM recurrence over the leading axis, with a hand-written backward pass.
+
+  For t = 0..T-1 (states before t = 0 are zero):
+    c_t, h_t = lstm_cell(gates_in[t] + recurrent_input(h_{t-1}, kernel), c_{t-1}),
+  then c_t and h_t are multiplied by valid[t] (1 inside the image, 0 outside).
+
+  Args:
+    gates_in: (T, *S, 4h) input-to-state pre-activations, computed before the scan.
+    kernel: the state-to-state weights.
+    recurrent_input: (h (..., *S, h), kernel) -> (..., *S, 4h), linear in each
+      argument and accepting extra leading axes (it is also applied to all T steps
+      at once in the backward pass).
+    valid: optional 0/1 array broadcastable to (T, *S, 1).
+
+  Returns:
+    (T, *S, h) hidden states.
+
+  The backward pass is a reverse scan that carries only the state cotangents; the
+  kernel's gradient is one contraction over all steps afterwards, instead of an
+  accumulation inside the loop as autodiff would do.
+  """
+  if valid is None:
+    valid = jnp.ones((gates_in.shape[0],) + (1,) * (gates_in.ndim - 1), gates_in.dtype)
+  return _lstm_scan(recurrent_input, gates_in, kernel, valid)
+
+
+def _zero_state(gates_in):
+  return jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,), gates_in.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lstm_scan(recurrent_input, gates_in, kernel, valid):
+  def step(carry, inputs):
+    cell, hidden = carry
+    gates, v = inputs
+    cell, hidden, _, _ = _lstm_step(gates + recurrent_input(hidden, kernel), cell, v)
+    return (cell, hidden), hidden
+
+  zeros = _zero_state(gates_in)
+  return jax.lax.scan(step, (zeros, zeros), (gates_in, valid))[1]
+
+
+def _lstm_scan_fwd(recurrent_input, gates_in, kernel, valid):
+  def step(carry, inputs):
+    prev_cell, hidden = carry
+    gates, v = inputs
+    cell, hidden, t, tanh_cell = _lstm_step(gates + recurrent_input(hidden, kernel), prev_cell, v)
+    return (cell, hidden), (hidden, t, prev_cell, tanh_cell)
+
+  zeros = _zero_state(gates_in)
+  _, (hidden, t, prev_cell, tanh_cell) = jax.lax.scan(step, (zeros, zeros), (gates_in, valid))
+  return hidden, (hidden, t, prev_cell, tanh_cell, kernel, valid)
+
+
+def _lstm_scan_bwd(recurrent_input, residuals, d_hidden_out):
+  hidden, t, prev_cell, tanh_cell, kernel, valid = residuals
+  zeros = jnp.zeros_like(hidden[0])
+  transpose_state = jax.linear_transpose(lambda h: recurrent_input(h, kernel), zeros)
+
+  def step(carry, inputs):
+    d_cell_next, d_hidden_recurrent = carry
+    d_out, t_, prev_cell_, tanh_cell_, v = inputs
+    d_gates, d_prev_cell = _lstm_cell_bwd((t_, prev_cell_, tanh_cell_),
+                                          (d_cell_next * v, (d_out + d_hidden_recurrent) * v))
+    (d_prev_hidden,) = transpose_state(d_gates)
+    return (d_prev_cell, d_prev_hidden), d_gates
+
+  _, d_gates = jax.lax.scan(step, (zeros, zeros),
+                            (d_hidden_out, t, prev_cell, tanh_cell, valid), reverse=True)
+  prev_hidden = jnp.concatenate([zeros[None], hidden[:-1]])
+  (d_kernel,) = jax.linear_transpose(lambda k: recurrent_input(prev_hidden, k), kernel)(d_gates)
+  return d_gates, d_kernel, jnp.zeros_like(valid)
+
+
+_lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 
 
 class RecurrentStack(nnx.Module):

@@ -3,7 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pixelrnn.recurrent_stack import lstm_cell
+from pixelrnn.diagonal_bilstm import column_state_to_state, skewed_validity
+from pixelrnn.recurrent_stack import lstm_cell, lstm_scan
+from pixelrnn.row_lstm import row_state_to_state
 
 
 def textbook_lstm_cell(gates, cell):
@@ -44,3 +46,37 @@ def test_lstm_cell_gradients_through_a_recurrence_match_the_textbook_cell():
 
   np.testing.assert_allclose(jax.grad(lambda g: run(lstm_cell, g))(gates),
                              jax.grad(lambda g: run(textbook_lstm_cell, g))(gates), rtol=1e-4, atol=1e-6)
+
+
+def reference_scan(gates_in, kernel, recurrent_input, valid):
+  def step(carry, inputs):
+    c, h = carry
+    g, v = inputs
+    c, h = textbook_lstm_cell(g + recurrent_input(h, kernel), c)
+    return (c * v, h * v), h * v
+  zeros = jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,))
+  return jax.lax.scan(step, (zeros, zeros), (gates_in, valid))[1]
+
+
+@pytest.mark.parametrize("layer", ["row", "column"])
+def test_lstm_scan_and_its_gradients_match_autodiff_of_the_textbook_recurrence(layer):
+  keys = jax.random.split(jax.random.key(2), 4)
+  if layer == "row":
+    fn, shape, kernel_shape = row_state_to_state, (6, 2, 5, 4 * 3), (9, 12)
+    valid = jnp.ones((6, 1, 1, 1))
+  else:
+    fn, shape, kernel_shape = column_state_to_state, (8, 2, 2, 4, 4 * 3), (2, 6, 12)
+    valid = jnp.asarray(skewed_validity(4, 5))[:, None, None, :, None]
+  gates_in = jax.random.normal(keys[0], shape)
+  kernel = 0.5 * jax.random.normal(keys[1], kernel_shape)
+  weights = jax.random.normal(keys[2], shape[:-1] + (3,))
+
+  def loss(scan_fn, g, k):
+    return jnp.sum(weights * jnp.tanh(scan_fn(g, k, fn, valid)))
+
+  np.testing.assert_allclose(lstm_scan(gates_in, kernel, fn, valid),
+                             reference_scan(gates_in, kernel, fn, valid), rtol=1e-5, atol=1e-6)
+  ours = jax.grad(lambda g, k: loss(lstm_scan, g, k), argnums=(0, 1))(gates_in, kernel)
+  ref = jax.grad(lambda g, k: loss(reference_scan, g, k), argnums=(0, 1))(gates_in, kernel)
+  for a, b in zip(ours, ref):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
