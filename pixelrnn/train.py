@@ -274,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
       in_flight = wait_for_previous_step(in_flight, metrics["loss"])
       step += 1
       bar.update(1)
-      if step % training.log_every_steps == 0 or step == training.num_steps:
+      if step % training.log_every_steps == 0 or step in (1, training.num_steps):
         metrics = jax.device_get(metrics)
         writer.write(step, "train", metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", nats=f"{metrics['nll_nats']:.2f}")
