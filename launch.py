@@ -2,26 +2,34 @@
 
   python launch.py --config=configs/quickstart.py --workdir=/tmp/quickstart
   python launch.py --config=configs/quickstart.py --workdir=/tmp/quickstart --mode=eval
+  python launch.py --config=configs/quickstart.py --workdir=/tmp/quickstart --mode=sample
 
 Training resumes from the workdir's latest checkpoint. Config values can be
 overridden on the command line, e.g. --config.training.num_steps=1000.
 """
 
 import json
+import os
+import time
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pixelrnn import defaults, train
+from pixelrnn import defaults, images, sampling, train
 
-MODES = ("train", "eval")
+MODES = ("train", "eval", "sample")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                 lock_config=False)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs.")
 flags.DEFINE_enum("mode", "train", MODES, "train: train (resuming) and evaluate; "
-                  "eval: evaluate the latest checkpoint's EMA parameters.")
+                  "eval: evaluate the latest checkpoint's EMA parameters; "
+                  "sample: write a PNG grid of samples from them.")
+flags.DEFINE_integer("num_samples", 16, "sample: number of images.")
+flags.DEFINE_float("temperature", 1.0, "sample: softmax temperature (> 0).")
+flags.DEFINE_integer("seed", 0, "sample: random seed.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,12 +41,30 @@ def main(argv):
     defaults.validate(config)
   except defaults.ConfigError as e:
     raise app.UsageError(f"Invalid config {FLAGS['config'].value!r}: {e}") from None
+  if FLAGS.mode == "sample":
+    print(json.dumps({"mode": "sample", **sample(config, FLAGS.workdir)}))
+    return
   if FLAGS.mode == "train":
     metrics = train.train_and_evaluate(config, FLAGS.workdir)
   else:
     metrics = train.evaluate_checkpoint(config, FLAGS.workdir)
   logging.info("Final eval metrics: %s", metrics)
   print(json.dumps({"mode": FLAGS.mode, "eval_split": config.data.eval_split, **metrics}))
+
+
+def sample(config, workdir: str) -> dict:
+  """Samples from the latest checkpoint's EMA parameters into workdir/samples_<step>.png."""
+  model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
+  draw = jax.jit(lambda key: sampling.sample_reference(
+      lambda x: model.apply(params, x), key, num_samples=FLAGS.num_samples,
+      image_shape=image_shape, temperature=FLAGS.temperature))
+  start = time.perf_counter()
+  samples = jax.device_get(draw(jax.random.key(FLAGS.seed)))
+  seconds = time.perf_counter() - start
+  path = os.path.join(workdir, f"samples_{step}.png")
+  images.save_grid(path, samples, num_levels, columns=min(8, FLAGS.num_samples))
+  logging.info("Wrote %d samples to %s in %.1f s.", FLAGS.num_samples, path, seconds)
+  return {"png": path, "step": step, "num_samples": FLAGS.num_samples, "seconds": round(seconds, 2)}
 
 
 if __name__ == "__main__":

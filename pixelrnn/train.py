@@ -316,6 +316,21 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   return metrics
 
 
+def load_ema_params(config: ml_collections.ConfigDict, workdir: str):
+  """The model and EMA parameters of workdir's latest checkpoint, for sampling.
+
+  Returns (FunctionalModel, ema_params, step, (H, W, C), K). Needs no dataset: the
+  image shape and levels come from `data.IMAGE_SPECS`.
+  """
+  defaults.validate(config)
+  check_workdir_config_exists(workdir)
+  check_workdir_config(workdir, config)
+  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  trainer = Trainer(config, image_shape, num_levels, make_mesh(jax.local_devices()[:1]))
+  state = restore_state(trainer, checkpoint_manager(workdir, config))
+  return trainer.model, state.ema_params, int(state.step), image_shape, num_levels
+
+
 def check_workdir_config_exists(workdir: str) -> None:
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise CheckpointError(f"No checkpoints in workdir {workdir!r}: train there first.")

@@ -4,6 +4,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+from PIL import Image
+
 from conftest import REPO_ROOT
 
 FEW_STEPS = ["--config.training.num_steps=4", "--config.training.checkpoint_every_steps=2",
@@ -30,6 +33,21 @@ def test_launch_trains_then_evaluates_the_same_checkpoint(tmp_path):
   assert e["step"] == 4 and e["nll_nats"] == t["nll_nats"]
   assert (tmp_path / "run" / "checkpoints" / "4").is_dir()
   assert (tmp_path / "run" / "tensorboard" / "train").is_dir()
+
+  sampled = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=sample",
+                   "--num_samples=6", *FEW_STEPS)
+  assert sampled.returncode == 0, sampled.stderr[-3000:]
+  png = last_json(sampled.stdout)["png"]
+  picture = np.asarray(Image.open(png))
+  # 6 samples in one row of 6 columns, 28x28 upscaled 2x, 2-pixel gaps.
+  assert picture.shape == (2 + 56 + 2, 6 * (56 + 2) + 2)
+  assert set(np.unique(picture[2:58, 2:58])) <= {0, 255}, "binary samples"
+
+
+def test_sampling_without_a_checkpoint_fails_clearly(tmp_path):
+  result = launch("--config=configs/quickstart.py", f"--workdir={tmp_path}", "--mode=sample")
+  assert result.returncode != 0
+  assert "No checkpoints in workdir" in result.stderr
 
 
 def test_launch_rejects_an_unknown_dataset_listing_the_valid_ones(tmp_path):
