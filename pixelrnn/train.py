@@ -208,7 +208,11 @@ def check_workdir_config(workdir: str, config) -> None:
   current = _model_identity(config)
   if os.path.exists(path):
     with open(path) as f:
-      recorded = _model_identity(ml_collections.ConfigDict(json.load(f)))
+      recorded_json = json.load(f)
+    # Keys added to the schema after the run started take their defaults.
+    recorded = _model_identity(defaults.base_config())
+    recorded.update(_model_identity(ml_collections.ConfigDict(
+        {group: recorded_json.get(group, {}) for group in ("data", "model")})))
     differing = {k: (recorded.get(k), current.get(k)) for k in set(recorded) | set(current)
                  if recorded.get(k) != current.get(k)}
     if differing:

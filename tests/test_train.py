@@ -1,3 +1,4 @@
+import json
 import math
 
 import jax
@@ -135,6 +136,18 @@ def test_a_workdir_trained_with_another_model_is_refused(tmp_path):
   other.model.hidden_dim = 6
   with pytest.raises(train.CheckpointError, match=r"different model or dataset.*'model.hidden_dim': \(4, 6\)"):
     train.evaluate_checkpoint(other, str(tmp_path))
+
+
+def test_a_workdir_recorded_before_a_model_key_existed_still_loads(tmp_path):
+  train.train_and_evaluate(tiny_config(3), str(tmp_path), progress=False)
+  recorded = json.loads((tmp_path / "config.json").read_text())
+  del recorded["model"]["skip"]  # As written by a version without that key.
+  (tmp_path / "config.json").write_text(json.dumps(recorded))
+  assert train.evaluate_checkpoint(tiny_config(3), str(tmp_path))["step"] == 3
+  changed = tiny_config(3)
+  changed.model.skip = True
+  with pytest.raises(train.CheckpointError, match=r"'model.skip': \(False, True\)"):
+    train.evaluate_checkpoint(changed, str(tmp_path))
 
 
 def test_ema_decay_warms_up_then_saturates():
