@@ -41,3 +41,21 @@ def save_grid(path: str, images: np.ndarray, num_levels: int, columns: int, scal
   """Saves a PNG grid of `images` (see `grid`)."""
   picture = grid(images, num_levels, columns, scale)
   Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture).save(path)
+
+
+def completion_figure(originals: np.ndarray, completions: np.ndarray, num_levels: int,
+                      observed_rows: int) -> np.ndarray:
+  """The paper's completion figure as rows of uint8 images (N * (2 + M), H, W, C).
+
+  originals: (N, H, W, C) levels; completions: (N, M, H, W, C). Each row shows the
+  occluded image (unobserved rows in mid grey), the M completions, then the original.
+  Tile it with `grid(..., num_levels=256, columns=M + 2)`.
+  """
+  originals = to_uint8(originals, num_levels)
+  n, m = completions.shape[:2]
+  filled = to_uint8(completions.reshape((n * m,) + completions.shape[2:]), num_levels)
+  filled = filled.reshape(completions.shape)
+  occluded = originals.copy()
+  occluded[:, observed_rows:] = 128
+  rows = [np.concatenate([occluded[k:k + 1], filled[k], originals[k:k + 1]]) for k in range(n)]
+  return np.concatenate(rows)

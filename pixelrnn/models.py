@@ -43,9 +43,13 @@ class FunctionalModel:
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     return cls(graphdef, constants), params
 
+  def merged(self, params: nnx.State) -> nnx.Module:
+    """The model as an nnx.Module with `params` (e.g. the EMA parameters)."""
+    return nnx.merge(self.graphdef, params, self.constants)
+
   def apply(self, params: nnx.State, images: jax.Array) -> jax.Array:
     """(B, H, W, C) levels -> (B, H, W, C, K) logits."""
-    return nnx.merge(self.graphdef, params, self.constants)(images)
+    return self.merged(params)(images)
 
 
 def build(model_config, *, image_shape: tuple[int, int, int], num_levels: int,

@@ -43,6 +43,17 @@ def test_launch_trains_then_evaluates_the_same_checkpoint(tmp_path):
   assert picture.shape == (2 + 56 + 2, 6 * (56 + 2) + 2)
   assert set(np.unique(picture[2:58, 2:58])) <= {0, 255}, "binary samples"
 
+  inpainted = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=inpaint",
+                     "--num_samples=3", "--num_completions=2", *FEW_STEPS)
+  assert inpainted.returncode == 0, inpainted.stderr[-3000:]
+  result = last_json(inpainted.stdout)
+  figure = np.asarray(Image.open(result["png"]))
+  # 3 rows of [occluded, 2 completions, original].
+  assert figure.shape == (3 * (56 + 2) + 2, 4 * (56 + 2) + 2)
+  occluded, original = figure[2:58, 2:58], figure[2:58, 3 * 58 + 2:3 * 58 + 58]
+  np.testing.assert_array_equal(occluded[:28], original[:28])
+  assert (occluded[28:] == 128).all()
+
 
 def test_sampling_without_a_checkpoint_fails_clearly(tmp_path):
   result = launch("--config=configs/quickstart.py", f"--workdir={tmp_path}", "--mode=sample")
