@@ -22,13 +22,15 @@ import numpy as np
 from absl import app, flags
 
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, train
+from pixelrnn import defaults, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after compilation.")
 flags.DEFINE_integer("timed_steps", 10, "Timed steps; the median is reported.")
+flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
+flags.DEFINE_integer("reference_sub_pixels", 32, "Sub-pixels the reference sampler is timed on.")
 flags.mark_flag_as_required("config")
 
 
@@ -72,6 +74,53 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int) -> dict:
   }
 
 
+def timed(fn, *args) -> tuple[float, float]:
+  """(compile + first run seconds, second run seconds) of a jitted function."""
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - start
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return first, time.perf_counter() - start
+
+
+def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
+  """Seconds per sub-pixel and per image of both samplers, on random parameters.
+
+  The reference sampler runs only the last `reference_sub_pixels` sub-pixels (the
+  earlier ones observed): its cost per sub-pixel does not depend on which one it is.
+  The cached sampler generates whole images.
+  """
+  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh(jax.local_devices()[:1]))
+  network = trainer.model.merged(trainer.initial_state().ema_params)
+  batch = config.training.batch_size
+  total = int(np.prod(image_shape))
+  key = jax.random.key(0)
+  observed = np.zeros((batch,) + image_shape, np.int32)
+  reference = jax.jit(lambda k: sampling.sample_reference(
+      network, k, num_samples=batch, image_shape=image_shape, images=observed,
+      num_observed=total - reference_sub_pixels))
+  ref_compile, ref_s = timed(reference, key)
+  result = {"sample_batch": batch, "sub_pixels_per_image": total,
+            "reference_s_per_sub_pixel": round(ref_s / reference_sub_pixels, 6),
+            "reference_s_per_image_batch": round(ref_s / reference_sub_pixels * total, 2),
+            "reference_compile_s": round(ref_compile - ref_s, 3)}
+  if sampling.has_cached_sampler(network):
+    cached = jax.jit(lambda k: sampling.sample_pixelcnn_cached(
+        network, k, num_samples=batch, image_shape=image_shape))
+    cached_first, cached_s = timed(cached, key)
+    result.update({
+        "cached_s_per_sub_pixel": round(cached_s / total, 6),
+        "cached_s_per_image_batch": round(cached_s, 3),
+        "cached_s_per_image": round(cached_s / batch, 4),
+        "cached_compile_s": round(cached_first - cached_s, 3),
+        "cached_speedup_per_sub_pixel": round(ref_s / reference_sub_pixels / (cached_s / total), 1),
+    })
+  result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+  return result
+
+
 def main(argv):
   del argv
   header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -86,6 +135,8 @@ def main(argv):
     result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
     first_step_s = first_step_s or result["train_step_s_median"]
     result["step_time_ratio_to_first"] = round(result["train_step_s_median"] / first_step_s, 3)
+    if FLAGS.sample:
+      result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
     print(json.dumps({"config": path, **result, **header}), flush=True)
 
 
