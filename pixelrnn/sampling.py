@@ -13,6 +13,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from pixelrnn.recurrent_stack import lstm_cell
+
 ApplyFn = Callable[[jax.Array], jax.Array]  # (B, H, W, C) levels -> (B, H, W, C, K) logits.
 
 
@@ -79,6 +81,52 @@ def _window(padded: jax.Array, i, j, size: int) -> jax.Array:
                                (padded.shape[0], size, size, padded.shape[-1]))
 
 
+def _prepare(images, num_samples, image_shape, temperature):
+  check_temperature(temperature)
+  if images is None:
+    images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
+  images = jnp.asarray(images, jnp.int32)
+  if images.shape != (num_samples,) + tuple(image_shape):
+    raise ValueError(f"images {images.shape} must be {(num_samples,) + tuple(image_shape)}.")
+  return images
+
+
+def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, images: jax.Array,
+                        num_observed: int, temperature: float, return_logits: bool):
+  """The sub-pixel loop shared by the cached samplers.
+
+  `pixel_fn(x, caches, i, j) -> (logits (B, C, K), caches)` runs every layer at pixel
+  (i, j), where x is the model-input image padded by 3 on each side (for the 7x7
+  first layer). Whole observed pixels are run once first so the caches hold them.
+  """
+  from pixelrnn import likelihood  # Local: sampling stays importable without models.
+
+  b, h, w, c = images.shape
+  x = jnp.pad(likelihood.to_model_input(images, num_levels), ((0, 0), (3, 3), (3, 3), (0, 0)))
+
+  def observe(p, caches):
+    i, j = jnp.divmod(p, w)
+    return pixel_fn(x, caches, i, j)[1]
+
+  caches = jax.lax.fori_loop(0, num_observed // c, observe, caches)
+
+  def body(n, carry):
+    current, x, caches, logits_log = carry
+    i, rest = jnp.divmod(n, w * c)
+    j, ch = jnp.divmod(rest, c)
+    logits, caches = pixel_fn(x, caches, i, j)
+    logits = jnp.take(logits, ch, axis=1)
+    level = draw(key, n, logits, temperature).astype(jnp.int32)
+    current = current.at[:, i, j, ch].set(level)
+    x = x.at[:, i + 3, j + 3, ch].set(likelihood.to_model_input(level, num_levels))
+    return current, x, caches, logits_log.at[n].set(logits)
+
+  logits_log = jnp.zeros((h * w * c, b, num_levels), jnp.float32)
+  current, _, _, logits_log = jax.lax.fori_loop(num_observed, h * w * c, body,
+                                                (images, x, caches, logits_log))
+  return (current, logits_log) if return_logits else current
+
+
 def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
@@ -96,64 +144,83 @@ def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
   same images. With `return_logits`, also returns the (H*W*C, B, K) logits each step
   sampled from.
   """
-  check_temperature(temperature)
-  h, w, c = image_shape
-  if images is None:
-    images = jnp.zeros((num_samples, h, w, c), jnp.int32)
-  images = jnp.asarray(images, jnp.int32)
-  if images.shape != (num_samples, h, w, c):
-    raise ValueError(f"images {images.shape} must be {(num_samples, h, w, c)}.")
-  from pixelrnn import likelihood  # Local: sampling stays importable without models.
-
-  num_levels = model.num_levels
+  images = _prepare(images, num_samples, image_shape, temperature)
+  h, w, _ = image_shape
   blocks = list(model.blocks)
   hidden = blocks[0].conv.conv.in_features if blocks else 0
-  pad_in, pad_block = 3, 1
-  model_input = likelihood.to_model_input(images, num_levels)
-  x_cache = jnp.pad(model_input, ((0, 0), (pad_in, pad_in), (pad_in, pad_in), (0, 0)))
-  block_caches = jnp.zeros((len(blocks), num_samples, h + 2, w + 2, hidden), jnp.float32)
 
-  def pixel_logits(x_cache, block_caches, i, j):
-    """Runs every layer at pixel (i, j); returns its (B, C, K) logits and the caches."""
-    act = _apply_at(_window(x_cache, i, j, 7), model.input_conv)
+  def pixel_logits(x, block_caches, i, j):
+    act = _apply_at(_window(x, i, j, 7), model.input_conv)
     for b, block in enumerate(blocks):
       reduced = jax.nn.relu(_apply_at(jax.nn.relu(act)[:, None, None], block.reduce))
-      block_caches = block_caches.at[b, :, i + pad_block, j + pad_block].set(reduced)
+      block_caches = block_caches.at[b, :, i + 1, j + 1].set(reduced)
       conv = _apply_at(_window(block_caches[b], i, j, 3), block.conv)
       act = act + _apply_at(jax.nn.relu(conv)[:, None, None], block.expand)
     return model.head(act[:, None, None])[:, 0, 0], block_caches
 
-  # Observed sub-pixels: run every observed pixel once so the caches hold them.
-  def observe(p, carry):
-    x_cache, block_caches = carry
-    i, j = jnp.divmod(p, w)
-    return x_cache, pixel_logits(x_cache, block_caches, i, j)[1]
+  block_caches = jnp.zeros((len(blocks), num_samples, h + 2, w + 2, hidden), jnp.float32)
+  return _sample_incremental(pixel_logits, block_caches, model.num_levels, key, images,
+                             num_observed, temperature, return_logits)
 
-  x_cache, block_caches = jax.lax.fori_loop(0, num_observed // c, observe, (x_cache, block_caches))
 
-  def body(n, carry):
-    current, x_cache, block_caches, logits_log = carry
-    i, rest = jnp.divmod(n, w * c)
-    j, ch = jnp.divmod(rest, c)
-    logits, block_caches = pixel_logits(x_cache, block_caches, i, j)
-    logits = jnp.take(logits, ch, axis=1)
-    level = draw(key, n, logits, temperature).astype(jnp.int32)
-    current = current.at[:, i, j, ch].set(level)
-    value = likelihood.to_model_input(level, num_levels)
-    x_cache = x_cache.at[:, i + pad_in, j + pad_in, ch].set(value)
-    logits_log = logits_log.at[n].set(logits)
-    return current, x_cache, block_caches, logits_log
+def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
+                           image_shape: tuple[int, int, int], temperature: float = 1.0,
+                           images: jax.Array | None = None, num_observed: int = 0,
+                           return_logits: bool = False):
+  """Exact incremental sampling for `pixelrnn.row_lstm.RowLSTM`.
 
-  logits_log = jnp.zeros((h * w * c, num_samples, num_levels), jnp.float32)
-  current, _, _, logits_log = jax.lax.fori_loop(
-      num_observed, h * w * c, body, (images, x_cache, block_caches, logits_log))
-  return (current, logits_log) if return_logits else current
+  Per layer it keeps the hidden and cell states of every row generated so far (the
+  previous row is what the state-to-state convolution reads) and the current row of
+  the layer's input (what the 1x3 input-to-state convolution reads), and computes the
+  current row pixel by pixel. Arguments and random stream as `sample_reference`.
+  """
+  images = _prepare(images, num_samples, image_shape, temperature)
+  h, w, _ = image_shape
+  layers, projections = list(model.layers), list(model.projections)
+  hidden_dim = layers[0].hidden_dim
+  features = model.input_conv.conv.out_features
+  num_layers = len(layers)
+
+  def pixel_logits(x, caches, i, j):
+    rows_in, cells, hiddens = caches
+    act = _apply_at(_window(x, i, j, 7), model.input_conv)
+    skip_sum = jnp.zeros_like(act)
+    for l, (layer, projection) in enumerate(zip(layers, projections)):
+      rows_in = rows_in.at[l, :, j + 1].set(act)
+      window = jax.lax.dynamic_slice_in_dim(rows_in[l], j, 3, axis=1)[:, None]  # (B, 1, 3, F)
+      gates = _apply_at(window, layer.input_to_state)
+      above = jax.lax.dynamic_slice_in_dim(hiddens[l, :, i], j, 3, axis=1)  # Row i - 1.
+      gates = gates + above.reshape(above.shape[0], -1) @ layer.state_to_state[...]
+      cell, hid = lstm_cell(gates, cells[l, :, i, j + 1])
+      cells = cells.at[l, :, i + 1, j + 1].set(cell)
+      hiddens = hiddens.at[l, :, i + 1, j + 1].set(hid)
+      out = _apply_at(hid[:, None, None], projection)
+      act = act + out if model.residual else out
+      skip_sum = skip_sum + act
+    logits = model.head((skip_sum if model.skip else act)[:, None, None])[:, 0, 0]
+    return logits, (rows_in, cells, hiddens)
+
+  # Row r of the image is row r + 1 of the state caches (row 0: the zero state before
+  # the first row); columns are padded by one for the 1x3 windows.
+  states = jnp.zeros((num_layers, num_samples, h + 1, w + 2, hidden_dim), jnp.float32)
+  rows_in = jnp.zeros((num_layers, num_samples, w + 2, features), jnp.float32)
+  return _sample_incremental(pixel_logits, (rows_in, states, states), model.num_levels, key,
+                             images, num_observed, temperature, return_logits)
+
+
+def _cached_sampler(model):
+  from pixelrnn.pixelcnn import PixelCNN
+  from pixelrnn.row_lstm import RowLSTM
+  if isinstance(model, PixelCNN):
+    return sample_pixelcnn_cached
+  if isinstance(model, RowLSTM):
+    return sample_row_lstm_cached
+  return None
 
 
 def has_cached_sampler(model) -> bool:
   """Whether `sample` can use an incremental sampler for this model."""
-  from pixelrnn.pixelcnn import PixelCNN
-  return isinstance(model, PixelCNN)
+  return _cached_sampler(model) is not None
 
 
 def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, int, int],
@@ -167,7 +234,7 @@ def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, i
   kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature,
                 images=images, num_observed=num_observed)
   if cached and has_cached_sampler(model):
-    return sample_pixelcnn_cached(model, key, **kwargs)
+    return _cached_sampler(model)(model, key, **kwargs)
   return sample_reference(model, key, **kwargs)
 
 
