@@ -208,9 +208,82 @@ def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
                              images, num_observed, temperature, return_logits)
 
 
+def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
+                                  image_shape: tuple[int, int, int], temperature: float = 1.0,
+                                  images: jax.Array | None = None, num_observed: int = 0,
+                                  return_logits: bool = False):
+  """Exact incremental sampling for `pixelrnn.diagonal_bilstm.DiagonalBiLSTM`.
+
+  The left-to-right direction advances pixel by pixel: the state at (i, j) reads the
+  states at (i - 1, j) and (i, j - 1). The right-to-left direction reads, after its
+  one-row shift, only completed rows: when row i starts, it runs once right to left
+  over row i - 1 for every layer, from that row's stored layer inputs. Arguments and
+  random stream as `sample_reference`.
+  """
+  images = _prepare(images, num_samples, image_shape, temperature)
+  h, w, _ = image_shape
+  layers, projections = list(model.layers), list(model.projections)
+  hidden_dim = layers[0].hidden_dim
+  features = model.input_conv.conv.out_features
+  num_layers = len(layers)
+
+  def pixel_logits(x, caches, i, j):
+    rows_in, lr_c, lr_h, rl_c, rl_h = caches
+    rl_c, rl_h = jax.lax.cond((j == 0) & (i > 0), lambda: rl_pass(rows_in, rl_c, rl_h, i - 1),
+                              lambda: (rl_c, rl_h))
+    act = _apply_at(_window(x, i, j, 7), model.input_conv)
+    skip_sum = jnp.zeros_like(act)
+    for l, (layer, projection) in enumerate(zip(layers, projections)):
+      rows_in = rows_in.at[l, i % 2, :, j].set(act)
+      kernel = layer.state_to_state[...][0]
+      neighbours = jnp.concatenate([lr_h[l, :, i, j + 1], lr_h[l, :, i + 1, j]], axis=-1)
+      gates = _apply_at(act[:, None, None], layer.input_to_state_lr) + neighbours @ kernel
+      cell, hid = lstm_cell(gates, lr_c[l, :, i + 1, j])
+      lr_c = lr_c.at[l, :, i + 1, j + 1].set(cell)
+      lr_h = lr_h.at[l, :, i + 1, j + 1].set(hid)
+      out = _apply_at((hid + rl_h[l, :, i, j])[:, None, None], projection)
+      act = act + out if model.residual else out
+      skip_sum = skip_sum + act
+    logits = model.head((skip_sum if model.skip else act)[:, None, None])[:, 0, 0]
+    return logits, (rows_in, lr_c, lr_h, rl_c, rl_h)
+
+  def rl_pass(rows_in, rl_c, rl_h, r):
+    """Runs the right-to-left direction over image row r for every layer."""
+    for l, layer in enumerate(layers):
+      row = rows_in[l, r % 2]  # (B, W, F): the layer's input on row r.
+      gates_in = _apply_at(row.reshape(-1, 1, 1, features),
+                           layer.input_to_state_rl).reshape(num_samples, w, -1)
+      kernel = layer.state_to_state[...][1]
+
+      def step(k, carry, l=l, gates_in=gates_in, kernel=kernel):
+        rl_c, rl_h = carry
+        j = w - 1 - k
+        neighbours = jnp.concatenate([rl_h[l, :, r, j], rl_h[l, :, r + 1, j + 1]], axis=-1)
+        gates = jnp.take(gates_in, j, axis=1) + neighbours @ kernel
+        cell, hid = lstm_cell(gates, rl_c[l, :, r + 1, j + 1])
+        return rl_c.at[l, :, r + 1, j].set(cell), rl_h.at[l, :, r + 1, j].set(hid)
+
+      rl_c, rl_h = jax.lax.fori_loop(0, w, step, (rl_c, rl_h))
+    return rl_c, rl_h
+
+  # State caches: image row r is row r + 1 (row 0 is the zero state above the image).
+  # Left-to-right columns are shifted by one (column 0: zero state left of the image);
+  # right-to-left columns are not, and column W is the zero state right of the image.
+  states = jnp.zeros((num_layers, num_samples, h + 1, w + 1, hidden_dim), jnp.float32)
+  # Layer inputs of the current and the previous row, by row parity: the pass over row
+  # i - 1 may run at every channel of pixel (i, 0) and must read the same values.
+  rows_in = jnp.zeros((num_layers, 2, num_samples, w, features), jnp.float32)
+  caches = (rows_in, states, states, states, states)
+  return _sample_incremental(pixel_logits, caches, model.num_levels, key, images, num_observed,
+                             temperature, return_logits)
+
+
 def _cached_sampler(model):
   from pixelrnn.pixelcnn import PixelCNN
+  from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
   from pixelrnn.row_lstm import RowLSTM
+  if isinstance(model, DiagonalBiLSTM):
+    return sample_diagonal_bilstm_cached
   if isinstance(model, PixelCNN):
     return sample_pixelcnn_cached
   if isinstance(model, RowLSTM):

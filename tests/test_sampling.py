@@ -106,10 +106,11 @@ def full_forward_logits_per_step(model, images):
   return logits.reshape(b, h * w * c, k).transpose(1, 0, 2)
 
 
-CACHED = [(PixelCNN, sampling.sample_pixelcnn_cached), (RowLSTM, sampling.sample_row_lstm_cached)]
+CACHED = [(PixelCNN, sampling.sample_pixelcnn_cached), (RowLSTM, sampling.sample_row_lstm_cached),
+          (DiagonalBiLSTM, sampling.sample_diagonal_bilstm_cached)]
 
 
-@pytest.mark.parametrize("cls, cached_sampler", CACHED, ids=["pixelcnn", "row_lstm"])
+@pytest.mark.parametrize("cls, cached_sampler", CACHED, ids=["pixelcnn", "row_lstm", "diagonal_bilstm"])
 @pytest.mark.parametrize("num_channels, num_levels, num_observed", [(1, 2, 0), (3, 4, 0), (3, 4, 13)])
 def test_cached_sampler_reproduces_the_reference_exactly(cls, cached_sampler, num_channels,
                                                          num_levels, num_observed):
