@@ -107,8 +107,8 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
             "reference_s_per_image_batch": round(ref_s / reference_sub_pixels * total, 2),
             "reference_compile_s": round(ref_compile - ref_s, 3)}
   if sampling.has_cached_sampler(network):
-    cached = jax.jit(lambda k: sampling.sample_pixelcnn_cached(
-        network, k, num_samples=batch, image_shape=image_shape))
+    cached = jax.jit(lambda k: sampling.sample(
+        network, k, num_samples=batch, image_shape=image_shape, cached=True))
     cached_first, cached_s = timed(cached, key)
     result.update({
         "cached_s_per_sub_pixel": round(cached_s / total, 6),

@@ -163,6 +163,28 @@ def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
                              num_observed, temperature, return_logits)
 
 
+def _recurrent_stack_at(model, x, caches, i, j, layer_step):
+  """Runs a `RecurrentStack` at pixel (i, j): (B, C, K) logits and the new caches.
+
+  `layer_step(l, layer, act, caches, i, j) -> (hidden (B, h), caches)` gives layer l's
+  output at (i, j) from its input `act` (B, 2h); the projections, residual and skip
+  connections and the head are applied here as in `RecurrentStack.__call__`.
+  """
+  act = _apply_at(_window(x, i, j, 7), model.input_conv)
+  skip_sum = jnp.zeros_like(act)
+  for l, (layer, projection) in enumerate(zip(model.layers, model.projections)):
+    hidden, caches = layer_step(l, layer, act, caches, i, j)
+    out = _apply_at(hidden[:, None, None], projection)
+    act = act + out if model.residual else out
+    skip_sum = skip_sum + act
+  return model.head((skip_sum if model.skip else act)[:, None, None])[:, 0, 0], caches
+
+
+def _stack_sizes(model) -> tuple[int, int, int]:
+  """(number of layers, h, 2h) of a `RecurrentStack`."""
+  return len(model.layers), model.layers[0].hidden_dim, model.input_conv.conv.out_features
+
+
 def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
@@ -176,29 +198,22 @@ def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
   """
   images = _prepare(images, num_samples, image_shape, temperature)
   h, w, _ = image_shape
-  layers, projections = list(model.layers), list(model.projections)
-  hidden_dim = layers[0].hidden_dim
-  features = model.input_conv.conv.out_features
-  num_layers = len(layers)
+  num_layers, hidden_dim, features = _stack_sizes(model)
+
+  def layer_step(l, layer, act, caches, i, j):
+    rows_in, cells, hiddens = caches
+    rows_in = rows_in.at[l, :, j + 1].set(act)
+    window = jax.lax.dynamic_slice_in_dim(rows_in[l], j, 3, axis=1)[:, None]  # (B, 1, 3, F)
+    above = jax.lax.dynamic_slice_in_dim(hiddens[l, :, i], j, 3, axis=1)  # Row i - 1.
+    gates = (_apply_at(window, layer.input_to_state)
+             + above.reshape(above.shape[0], -1) @ layer.state_to_state[...])
+    cell, hidden = lstm_cell(gates, cells[l, :, i, j + 1])
+    cells = cells.at[l, :, i + 1, j + 1].set(cell)
+    hiddens = hiddens.at[l, :, i + 1, j + 1].set(hidden)
+    return hidden, (rows_in, cells, hiddens)
 
   def pixel_logits(x, caches, i, j):
-    rows_in, cells, hiddens = caches
-    act = _apply_at(_window(x, i, j, 7), model.input_conv)
-    skip_sum = jnp.zeros_like(act)
-    for l, (layer, projection) in enumerate(zip(layers, projections)):
-      rows_in = rows_in.at[l, :, j + 1].set(act)
-      window = jax.lax.dynamic_slice_in_dim(rows_in[l], j, 3, axis=1)[:, None]  # (B, 1, 3, F)
-      gates = _apply_at(window, layer.input_to_state)
-      above = jax.lax.dynamic_slice_in_dim(hiddens[l, :, i], j, 3, axis=1)  # Row i - 1.
-      gates = gates + above.reshape(above.shape[0], -1) @ layer.state_to_state[...]
-      cell, hid = lstm_cell(gates, cells[l, :, i, j + 1])
-      cells = cells.at[l, :, i + 1, j + 1].set(cell)
-      hiddens = hiddens.at[l, :, i + 1, j + 1].set(hid)
-      out = _apply_at(hid[:, None, None], projection)
-      act = act + out if model.residual else out
-      skip_sum = skip_sum + act
-    logits = model.head((skip_sum if model.skip else act)[:, None, None])[:, 0, 0]
-    return logits, (rows_in, cells, hiddens)
+    return _recurrent_stack_at(model, x, caches, i, j, layer_step)
 
   # Row r of the image is row r + 1 of the state caches (row 0: the zero state before
   # the first row); columns are padded by one for the 1x3 windows.
@@ -222,34 +237,29 @@ def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
   """
   images = _prepare(images, num_samples, image_shape, temperature)
   h, w, _ = image_shape
-  layers, projections = list(model.layers), list(model.projections)
-  hidden_dim = layers[0].hidden_dim
-  features = model.input_conv.conv.out_features
-  num_layers = len(layers)
+  num_layers, hidden_dim, features = _stack_sizes(model)
+
+  def layer_step(l, layer, act, caches, i, j):
+    rows_in, lr_c, lr_h, rl_c, rl_h = caches
+    rows_in = rows_in.at[l, i % 2, :, j].set(act)
+    neighbours = jnp.concatenate([lr_h[l, :, i, j + 1], lr_h[l, :, i + 1, j]], axis=-1)
+    gates = (_apply_at(act[:, None, None], layer.input_to_state_lr)
+             + neighbours @ layer.state_to_state[...][0])
+    cell, hidden = lstm_cell(gates, lr_c[l, :, i + 1, j])
+    lr_c = lr_c.at[l, :, i + 1, j + 1].set(cell)
+    lr_h = lr_h.at[l, :, i + 1, j + 1].set(hidden)
+    # Plus the right-to-left state of the row above (the one-row shift).
+    return hidden + rl_h[l, :, i, j], (rows_in, lr_c, lr_h, rl_c, rl_h)
 
   def pixel_logits(x, caches, i, j):
     rows_in, lr_c, lr_h, rl_c, rl_h = caches
     rl_c, rl_h = jax.lax.cond((j == 0) & (i > 0), lambda: rl_pass(rows_in, rl_c, rl_h, i - 1),
                               lambda: (rl_c, rl_h))
-    act = _apply_at(_window(x, i, j, 7), model.input_conv)
-    skip_sum = jnp.zeros_like(act)
-    for l, (layer, projection) in enumerate(zip(layers, projections)):
-      rows_in = rows_in.at[l, i % 2, :, j].set(act)
-      kernel = layer.state_to_state[...][0]
-      neighbours = jnp.concatenate([lr_h[l, :, i, j + 1], lr_h[l, :, i + 1, j]], axis=-1)
-      gates = _apply_at(act[:, None, None], layer.input_to_state_lr) + neighbours @ kernel
-      cell, hid = lstm_cell(gates, lr_c[l, :, i + 1, j])
-      lr_c = lr_c.at[l, :, i + 1, j + 1].set(cell)
-      lr_h = lr_h.at[l, :, i + 1, j + 1].set(hid)
-      out = _apply_at((hid + rl_h[l, :, i, j])[:, None, None], projection)
-      act = act + out if model.residual else out
-      skip_sum = skip_sum + act
-    logits = model.head((skip_sum if model.skip else act)[:, None, None])[:, 0, 0]
-    return logits, (rows_in, lr_c, lr_h, rl_c, rl_h)
+    return _recurrent_stack_at(model, x, (rows_in, lr_c, lr_h, rl_c, rl_h), i, j, layer_step)
 
   def rl_pass(rows_in, rl_c, rl_h, r):
     """Runs the right-to-left direction over image row r for every layer."""
-    for l, layer in enumerate(layers):
+    for l, layer in enumerate(model.layers):
       row = rows_in[l, r % 2]  # (B, W, F): the layer's input on row r.
       gates_in = _apply_at(row.reshape(-1, 1, 1, features),
                            layer.input_to_state_rl).reshape(num_samples, w, -1)

@@ -74,3 +74,20 @@ def test_launch_rejects_a_config_file_with_a_misspelt_key(tmp_path):
   result = launch(f"--config={bad}", f"--workdir={tmp_path / 'w'}")
   assert result.returncode != 0
   assert "Unknown config key 'training.batchsize'; valid keys here:" in result.stderr
+
+
+def test_sampling_and_inpainting_work_for_a_recurrent_model(tmp_path):
+  workdir = str(tmp_path / "diag")
+  model = ["--config.model.name=diagonal_bilstm", "--config.model.hidden_dim=4"]
+  trained = launch("--config=configs/quickstart.py", f"--workdir={workdir}", *FEW_STEPS, *model)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  sampled = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=sample",
+                   "--num_samples=2", *FEW_STEPS, *model)
+  assert sampled.returncode == 0, sampled.stderr[-3000:]
+  assert last_json(sampled.stdout)["cached_sampler"] is True
+  assert np.asarray(Image.open(last_json(sampled.stdout)["png"])).shape == (60, 2 * 58 + 2)
+  mismatched = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=inpaint",
+                      *FEW_STEPS)
+  assert mismatched.returncode != 0
+  assert "were written for a different model or dataset" in mismatched.stderr
+  assert "'model.name': ('diagonal_bilstm', 'pixelcnn')" in mismatched.stderr
