@@ -322,7 +322,8 @@ def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, i
 
 
 def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
-             observed_rows: int | None = None, num_completions: int = 1,
+             observed_pixels: int | None = None, observed_rows: int | None = None,
+             num_completions: int = 1,
              temperature: float = 1.0, observed_mask: jax.Array | None = None) -> jax.Array:
   """Completes images whose leading sub-pixels are observed (the paper's occlusion task).
 
@@ -330,7 +331,8 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
     model: (B, H, W, C) levels -> logits.
     images: (N, H, W, C) integer images; only the observed part is read.
     num_observed: number of observed leading sub-pixels in raster-then-channel order;
-      or `observed_rows`, the number of observed top rows (H/2 is the paper's setting).
+      or `observed_pixels`, the number of observed leading pixels (all channels); or
+      `observed_rows`, the number of observed top rows (H/2 is the paper's setting).
     num_completions: completions per image.
     observed_mask: optional bool (H, W, C) mask of observed sub-pixels. It must be a
       raster-order prefix: an autoregressive model cannot condition on later pixels.
@@ -345,9 +347,14 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
     raise ValueError(f"images must hold integer levels, got dtype {images.dtype}.")
   n, h, w, c = images.shape
   total = h * w * c
-  given = [a is not None for a in (num_observed, observed_rows, observed_mask)]
+  given = [a is not None for a in (num_observed, observed_pixels, observed_rows, observed_mask)]
   if sum(given) != 1:
-    raise ValueError("Give exactly one of num_observed, observed_rows or observed_mask.")
+    raise ValueError("Give exactly one of num_observed, observed_pixels, observed_rows or "
+                     "observed_mask.")
+  if observed_pixels is not None:
+    if not 0 <= observed_pixels <= h * w:
+      raise ValueError(f"observed_pixels must be in [0, {h * w}], got {observed_pixels}.")
+    num_observed = observed_pixels * c
   if observed_rows is not None:
     if not 0 <= observed_rows <= h:
       raise ValueError(f"observed_rows must be in [0, {h}], got {observed_rows}.")

@@ -151,7 +151,9 @@ def test_a_prefix_mask_is_accepted_and_anything_else_is_refused():
   prefix.reshape(-1)[:4] = True
   a = sampling.complete(model, jax.random.key(0), originals, observed_mask=prefix)
   b = sampling.complete(model, jax.random.key(0), originals, num_observed=4)
+  c = sampling.complete(model, jax.random.key(0), originals, observed_pixels=4)
   np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(a, c)  # One channel: pixels and sub-pixels coincide.
   lower_half_known = np.zeros((3, 3, 1), bool)
   lower_half_known[2] = True
   with pytest.raises(ValueError, match="not a raster-order prefix"):
