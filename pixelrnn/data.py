@@ -146,6 +146,18 @@ def load_dataset(data_config, split: str) -> Dataset:
   raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(DATASETS)}.")
 
 
+def check_images(images: np.ndarray, image_shape: tuple[int, int, int], num_levels: int) -> None:
+  """Raises DataError unless `images` is an integer (N, *image_shape) array in [0, K)."""
+  images = np.asarray(images)
+  if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
+    raise DataError(f"images have shape {images.shape}, expected (N, {', '.join(map(str, image_shape))}).")
+  if not np.issubdtype(images.dtype, np.integer):
+    raise DataError(f"images have dtype {images.dtype}, expected integer levels (e.g. uint8).")
+  if images.size and (images.min() < 0 or images.max() >= num_levels):
+    raise DataError(f"image values span [{images.min()}, {images.max()}], expected levels in "
+                    f"[0, {num_levels}).")
+
+
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The order in which training examples are visited in `epoch`."""
   return np.random.default_rng([seed, epoch]).permutation(num_examples)

@@ -165,6 +165,7 @@ class Trainer:
 
   def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
     """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim."""
+    data_lib.check_images(images, self.image_shape, self.num_levels)
     total = 0.0
     for batch, valid in data_lib.eval_batches(images, self.config.training.eval_batch_size):
       total += float(self.eval_step(self.model, params, self.shard_batch(batch),
@@ -256,6 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   check_workdir_config(workdir, config)
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
+  data_lib.check_images(train_data.images[:1000], trainer.image_shape, trainer.num_levels)
   training = config.training
   manager = checkpoint_manager(workdir, config)
   writer = MetricWriter(workdir)

@@ -96,6 +96,28 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
   assert steps == list(range(1, 13)), "steps 7 and 8 must be logged once"
 
 
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch):
+  straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
+  train.train_and_evaluate(tiny_config(12), straight, progress=False)
+
+  real_batches = data_lib.train_batches
+
+  def interrupt_at_step_eight(*args, **kwargs):
+    for step, batch in enumerate(real_batches(*args, **kwargs)):
+      if step == 7:
+        raise KeyboardInterrupt
+      yield batch
+
+  monkeypatch.setattr(data_lib, "train_batches", interrupt_at_step_eight)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
+  # Checkpoints every 3 steps would give 6; the interrupt saved step 7 as well.
+  assert train.checkpoint_manager(interrupted, tiny_config()).latest_step() == 7
+  monkeypatch.setattr(data_lib, "train_batches", real_batches)
+  train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
+  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), interrupted))
+
+
 @pytest.mark.parametrize("num_devices", [2, 4])
 def test_data_parallel_step_matches_one_device(num_devices):
   assert jax.device_count() >= num_devices, "conftest forces four CPU devices"
@@ -123,6 +145,17 @@ def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
   config.training.batch_size = 7
   with pytest.raises(ValueError, match=r"training.batch_size=7 must be divisible by the number of devices \(2\)"):
     train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.devices()[:2]))
+
+
+def test_evaluating_images_of_the_wrong_shape_dtype_or_levels_fails_clearly():
+  trainer = train.Trainer(tiny_config(), (28, 28, 1), 2, train.make_mesh())
+  params = trainer.initial_state().params
+  with pytest.raises(data_lib.DataError, match=r"shape \(4, 32, 32, 3\), expected \(N, 28, 28, 1\)"):
+    trainer.evaluate(params, np.zeros((4, 32, 32, 3), np.uint8))
+  with pytest.raises(data_lib.DataError, match="dtype float32, expected integer levels"):
+    trainer.evaluate(params, np.zeros((4, 28, 28, 1), np.float32))
+  with pytest.raises(data_lib.DataError, match=r"span \[0, 255\], expected levels in \[0, 2\)"):
+    trainer.evaluate(params, np.full((4, 28, 28, 1), 255, np.uint8) * (np.arange(4) > 0)[:, None, None, None].astype(np.uint8))
 
 
 def test_evaluating_an_empty_workdir_says_so(tmp_path):
