@@ -29,6 +29,8 @@ flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after compilation.")
 flags.DEFINE_integer("timed_steps", 10, "Timed steps; the median is reported.")
+flags.DEFINE_integer("repeats", 1, "Times each config is benchmarked, interleaved with the "
+                     "others; the summary line gives median step times and ratios.")
 flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
 flags.DEFINE_integer("reference_sub_pixels", 32, "Sub-pixels the reference sampler is timed on.")
 flags.mark_flag_as_required("config")
@@ -126,19 +128,29 @@ def main(argv):
   header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
             "machine": platform.processor() or platform.machine()}
-  first_step_s = None
-  for path in FLAGS.config:
-    config = load_config(path)
+  configs = {path: load_config(path) for path in FLAGS.config}
+  for config in configs.values():
     if FLAGS.batch_size is not None:
       config.training.batch_size = FLAGS.batch_size
     defaults.validate(config)
-    result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
-    first_step_s = first_step_s or result["train_step_s_median"]
-    result["step_time_ratio_to_first"] = round(result["train_step_s_median"] / first_step_s, 3)
-    if FLAGS.sample:
-      result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
-    print(json.dumps({"config": path, **result, **header}), flush=True)
-
+  first_step_s = None
+  step_times = {path: [] for path in configs}
+  for repeat in range(FLAGS.repeats):
+    for path, config in configs.items():
+      result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
+      first_step_s = first_step_s or result["train_step_s_median"]
+      result["step_time_ratio_to_first"] = round(result["train_step_s_median"] / first_step_s, 3)
+      step_times[path].append(result["train_step_s_median"])
+      if FLAGS.sample and repeat == 0:
+        result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
+      print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
+  if FLAGS.repeats > 1:
+    medians = {path: statistics.median(times) for path, times in step_times.items()}
+    first = medians[FLAGS.config[0]]
+    print(json.dumps({"summary": {path: {"median_step_s": round(m, 5),
+                                         "ratio_to_first": round(m / first, 3)}
+                                  for path, m in medians.items()},
+                      "repeats": FLAGS.repeats, **header}), flush=True)
 
 if __name__ == "__main__":
   app.run(main)
