@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from pixelrnn import likelihood
 from pixelrnn.recurrent_stack import lstm_cell
 
 ApplyFn = Callable[[jax.Array], jax.Array]  # (B, H, W, C) levels -> (B, H, W, C, K) logits.
@@ -26,6 +27,17 @@ def draw(key: jax.Array, index: jax.Array, logits: jax.Array, temperature: float
 def check_temperature(temperature: float) -> None:
   if not temperature > 0:
     raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+
+
+def _prepare(images, num_samples, image_shape, temperature):
+  """Checks the arguments shared by the samplers; returns the int32 (B, H, W, C) images."""
+  check_temperature(temperature)
+  if images is None:
+    images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
+  images = jnp.asarray(images, jnp.int32)
+  if images.shape != (num_samples,) + tuple(image_shape):
+    raise ValueError(f"images {images.shape} must be {(num_samples,) + tuple(image_shape)}.")
+  return images
 
 
 def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
@@ -46,13 +58,8 @@ def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
   Returns:
     (B, H, W, C) int32 levels.
   """
-  check_temperature(temperature)
+  images = _prepare(images, num_samples, image_shape, temperature)
   h, w, c = image_shape
-  if images is None:
-    images = jnp.zeros((num_samples, h, w, c), jnp.int32)
-  images = jnp.asarray(images, jnp.int32)
-  if images.shape != (num_samples, h, w, c):
-    raise ValueError(f"images {images.shape} must be {(num_samples, h, w, c)}.")
 
   def body(n, current):
     i, rest = jnp.divmod(n, w * c)
@@ -81,16 +88,6 @@ def _window(padded: jax.Array, i, j, size: int) -> jax.Array:
                                (padded.shape[0], size, size, padded.shape[-1]))
 
 
-def _prepare(images, num_samples, image_shape, temperature):
-  check_temperature(temperature)
-  if images is None:
-    images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
-  images = jnp.asarray(images, jnp.int32)
-  if images.shape != (num_samples,) + tuple(image_shape):
-    raise ValueError(f"images {images.shape} must be {(num_samples,) + tuple(image_shape)}.")
-  return images
-
-
 def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, images: jax.Array,
                         num_observed: int, temperature: float, return_logits: bool):
   """The sub-pixel loop shared by the cached samplers.
@@ -99,8 +96,6 @@ def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, image
   (i, j), where x is the model-input image padded by 3 on each side (for the 7x7
   first layer). Whole observed pixels are run once first so the caches hold them.
   """
-  from pixelrnn import likelihood  # Local: sampling stays importable without models.
-
   b, h, w, c = images.shape
   x = jnp.pad(likelihood.to_model_input(images, num_levels), ((0, 0), (3, 3), (3, 3), (0, 0)))
 
