@@ -307,16 +307,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   return eval_metrics
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
-                        devices=None) -> dict:
-  """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
+def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
+                   devices=None) -> tuple[Trainer, TrainState]:
+  """A Trainer for `config` and workdir's latest checkpoint, checked against the config.
+
+  Needs no dataset: the image shape and levels come from `data.IMAGE_SPECS`.
+  """
   defaults.validate(config)
   check_workdir_config_exists(workdir)
   check_workdir_config(workdir, config)
+  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
+  return trainer, restore_state(trainer, checkpoint_manager(workdir, config))
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
+                        devices=None) -> dict:
+  """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
+  trainer, state = restore_latest(config, workdir, devices=devices)
   test_data = data_lib.load_dataset(config.data, config.data.eval_split)
-  trainer = Trainer(config, test_data.image_shape, test_data.num_levels, make_mesh(devices))
-  manager = checkpoint_manager(workdir, config)
-  state = restore_state(trainer, manager)
   metrics = trainer.evaluate(state.ema_params, test_data.images)
   metrics["step"] = int(state.step)
   return metrics
@@ -325,16 +334,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
 def load_ema_params(config: ml_collections.ConfigDict, workdir: str):
   """The model and EMA parameters of workdir's latest checkpoint, for sampling.
 
-  Returns (FunctionalModel, ema_params, step, (H, W, C), K). Needs no dataset: the
-  image shape and levels come from `data.IMAGE_SPECS`.
+  Returns (FunctionalModel, ema_params, step, (H, W, C), K).
   """
-  defaults.validate(config)
-  check_workdir_config_exists(workdir)
-  check_workdir_config(workdir, config)
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
-  trainer = Trainer(config, image_shape, num_levels, make_mesh(jax.local_devices()[:1]))
-  state = restore_state(trainer, checkpoint_manager(workdir, config))
-  return trainer.model, state.ema_params, int(state.step), image_shape, num_levels
+  trainer, state = restore_latest(config, workdir, devices=jax.local_devices()[:1])
+  return (trainer.model, state.ema_params, int(state.step), trainer.image_shape,
+          trainer.num_levels)
 
 
 def check_workdir_config_exists(workdir: str) -> None:
