@@ -35,6 +35,27 @@ def assert_same_state(a, b):
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  """The final state of an uninterrupted 12-step run: what every resume must reproduce."""
+  workdir = str(tmp_path_factory.mktemp("straight"))
+  train.train_and_evaluate(tiny_config(12), workdir, progress=False)
+  return workdir
+
+
+def batches_failing_at(step: int, error: BaseException):
+  """A `data.train_batches` stand-in that raises `error` instead of yielding batch `step`."""
+  real_batches = data_lib.train_batches
+
+  def batches(*args, **kwargs):
+    for k, batch in enumerate(real_batches(*args, **kwargs)):
+      if k == step:
+        raise error
+      yield batch
+
+  return batches
+
+
 def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
   config = defaults.base_config()
   config.model.hidden_dim = 16
@@ -62,60 +83,42 @@ def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
   assert evals[-1]["step"] == 400 and evals[-1]["nll_nats"] == pytest.approx(after["nll_nats"])
 
 
-def test_resuming_from_a_checkpoint_reproduces_an_uninterrupted_run(tmp_path):
-  straight, halves = str(tmp_path / "straight"), str(tmp_path / "halves")
-  train.train_and_evaluate(tiny_config(12), straight, progress=False)
+def test_resuming_from_a_checkpoint_reproduces_an_uninterrupted_run(tmp_path, straight_run):
+  halves = str(tmp_path / "halves")
   train.train_and_evaluate(tiny_config(6), halves, progress=False)
   train.train_and_evaluate(tiny_config(12), halves, progress=False)
-  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), halves))
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), halves))
   rows = lambda d: [r for r in metric_writers.read_metrics(d) if r["split"] == "train"]
-  assert rows(straight) == rows(halves)
+  assert rows(straight_run) == rows(halves)
 
 
-def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(tmp_path, monkeypatch):
-  straight, crashed = str(tmp_path / "straight"), str(tmp_path / "crashed")
-  train.train_and_evaluate(tiny_config(12), straight, progress=False)
-
+def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
+    tmp_path, monkeypatch, straight_run):
+  crashed = str(tmp_path / "crashed")
   real_batches = data_lib.train_batches
-
-  def crash_after_eight_steps(*args, **kwargs):
-    for step, batch in enumerate(real_batches(*args, **kwargs)):
-      if step == 8:
-        raise RuntimeError("simulated crash")
-      yield batch
-
-  monkeypatch.setattr(data_lib, "train_batches", crash_after_eight_steps)
+  monkeypatch.setattr(data_lib, "train_batches", batches_failing_at(8, RuntimeError("simulated crash")))
   with pytest.raises(RuntimeError, match="simulated crash"):
     train.train_and_evaluate(tiny_config(12), crashed, progress=False)
   assert train.checkpoint_manager(crashed, tiny_config()).latest_step() == 6
   monkeypatch.setattr(data_lib, "train_batches", real_batches)
   train.train_and_evaluate(tiny_config(12), crashed, progress=False)
 
-  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), crashed))
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), crashed))
   steps = [r["step"] for r in metric_writers.read_metrics(crashed) if r["split"] == "train"]
   assert steps == list(range(1, 13)), "steps 7 and 8 must be logged once"
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch):
-  straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
-  train.train_and_evaluate(tiny_config(12), straight, progress=False)
-
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch, straight_run):
+  interrupted = str(tmp_path / "interrupted")
   real_batches = data_lib.train_batches
-
-  def interrupt_at_step_eight(*args, **kwargs):
-    for step, batch in enumerate(real_batches(*args, **kwargs)):
-      if step == 7:
-        raise KeyboardInterrupt
-      yield batch
-
-  monkeypatch.setattr(data_lib, "train_batches", interrupt_at_step_eight)
+  monkeypatch.setattr(data_lib, "train_batches", batches_failing_at(7, KeyboardInterrupt()))
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
   # Checkpoints every 3 steps would give 6; the interrupt saved step 7 as well.
   assert train.checkpoint_manager(interrupted, tiny_config()).latest_step() == 7
   monkeypatch.setattr(data_lib, "train_batches", real_batches)
   train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
-  assert_same_state(restored(tiny_config(12), straight), restored(tiny_config(12), interrupted))
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), interrupted))
 
 
 @pytest.mark.parametrize("num_devices", [2, 4])
