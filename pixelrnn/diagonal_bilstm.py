@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import masks
 from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
@@ -85,8 +86,11 @@ class DiagonalBiLSTMLayer(nnx.Module):
   pixels (i, j' < j), and at (i, j) the groups <= g.
   """
 
-  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
+               conditioning_dim: int = 0):
     self.hidden_dim = hidden_dim
+    self.conditioning_lr = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
+    self.conditioning_rl = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     gate_groups = masks.gate_groups(hidden_dim, num_channels, 4)
     conv = lambda: masks.MaskedConv(in_features, 4 * hidden_dim, (1, 1),
                                     num_channels=num_channels, mask_type="B",
@@ -97,11 +101,19 @@ class DiagonalBiLSTMLayer(nnx.Module):
     init = nnx.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,))
     self.state_to_state = nnx.Param(init(rngs.params(), (2, 2 * hidden_dim, 4 * hidden_dim)))
 
-  def directions(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The two directions' hidden maps (B, H, W, h), the right-to-left one unshifted."""
+  def directions(self, x: jax.Array, conditioning: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+    """The two directions' hidden maps (B, H, W, h), the right-to-left one unshifted.
+
+    x: (B, H, W, F); conditioning: (B, H, W, c) for a conditional layer.
+    """
     batch, height, width, _ = x.shape
-    gates_in = jnp.stack([skew(self.input_to_state_lr(x)),
-                          skew(self.input_to_state_rl(x[:, :, ::-1]))])  # (2, B, H, L, 4h)
+    flipped = None if conditioning is None else conditioning[:, :, ::-1]
+    lr_in = conditioning_lib.add_bias(self.input_to_state_lr(x), self.conditioning_lr,
+                                      conditioning)
+    rl_in = conditioning_lib.add_bias(self.input_to_state_rl(x[:, :, ::-1]),
+                                      self.conditioning_rl, flipped)
+    gates_in = jnp.stack([skew(lr_in), skew(rl_in)])  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
     hidden = lstm_scan(gates_in, self.state_to_state[...], column_state_to_state, valid)
@@ -110,8 +122,8 @@ class DiagonalBiLSTMLayer(nnx.Module):
     rl = unskew(hidden[1], width)[:, :, ::-1]
     return lr, rl
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    lr, rl = self.directions(x)
+  def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
+    lr, rl = self.directions(x, conditioning)
     return lr + shift_down(rl)
 
 

@@ -6,6 +6,10 @@ added to its input, then the shared masked output head. Every convolution carrie
 the R, G, B channel-group masks, so the logits of sub-pixel (i, c) see only
 sub-pixels before it (the stacked masks also leave PixelCNN's known blind spot
 above and to the right of each pixel).
+
+With `conditioning_dim = c > 0` the network is conditional: a (B, H, W, c) map is
+projected and added to the 7x7 layer's output and to every block's 3x3 masked-conv
+pre-activation (see `conditioning.py`); the map itself is not masked.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import likelihood
 from pixelrnn.masks import MaskedConv
 
@@ -21,15 +26,18 @@ class ResidualBlock(nnx.Module):
   """(B, H, W, 2h) -> (B, H, W, 2h); group g at pixel p sees inputs before p, and
   groups <= g at p."""
 
-  def __init__(self, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs):
+  def __init__(self, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
+               conditioning_dim: int = 0):
     kw = dict(num_channels=num_channels, mask_type="B", rngs=rngs)
     self.reduce = MaskedConv(2 * hidden_dim, hidden_dim, (1, 1), **kw)
     self.conv = MaskedConv(hidden_dim, hidden_dim, (3, 3), **kw)
     self.expand = MaskedConv(hidden_dim, 2 * hidden_dim, (1, 1), **kw)
+    self.conditioning = conditioning_lib.projection(conditioning_dim, hidden_dim, rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
+    """x (B, H, W, 2h); conditioning (B, H, W, c) for a conditional block."""
     h = self.reduce(jax.nn.relu(x))
-    h = self.conv(jax.nn.relu(h))
+    h = conditioning_lib.add_bias(self.conv(jax.nn.relu(h)), self.conditioning, conditioning)
     h = self.expand(jax.nn.relu(h))
     return x + h
 
@@ -38,20 +46,26 @@ class PixelCNN(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
 
   def __init__(self, *, num_channels: int, num_levels: int, hidden_dim: int,
-               num_layers: int, output_dim: int, rngs: nnx.Rngs):
+               num_layers: int, output_dim: int, rngs: nnx.Rngs, conditioning_dim: int = 0):
     self.num_levels = num_levels
+    self.conditioning_dim = conditioning_dim
     self.input_conv = MaskedConv(num_channels, 2 * hidden_dim, (7, 7),
                                  num_channels=num_channels, mask_type="A", rngs=rngs)
     self.blocks = nnx.List([
-        ResidualBlock(hidden_dim, num_channels=num_channels, rngs=rngs)
+        ResidualBlock(hidden_dim, num_channels=num_channels, rngs=rngs,
+                      conditioning_dim=conditioning_dim)
         for _ in range(num_layers)
     ])
+    self.input_conditioning = conditioning_lib.projection(conditioning_dim, 2 * hidden_dim, rngs)
     self.head = likelihood.OutputHead(2 * hidden_dim, output_dim,
                                       num_channels=num_channels,
                                       num_levels=num_levels, rngs=rngs)
 
-  def __call__(self, images: jax.Array) -> jax.Array:
+  def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
+    """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
+    conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
     h = self.input_conv(likelihood.to_model_input(images, self.num_levels))
+    h = conditioning_lib.add_bias(h, self.input_conditioning, conditioning)
     for block in self.blocks:
-      h = block(h)
+      h = block(h, conditioning)
     return self.head(h)

@@ -5,6 +5,10 @@ Each recurrent layer maps its (B, H, W, 2h) input to (B, H, W, h) hidden states;
 1x1 mask-B convolution takes them back to 2h features. With `residual`, that is added
 to the layer's input; with `skip`, every layer's output is summed into the head's
 input (the connections ablated in the paper's Table 2).
+
+With `conditioning_dim = c > 0` the stack is conditional: a (B, H, W, c) map is
+projected and added to the 7x7 layer's output and to every recurrent layer's
+input-to-state pre-activations (see `conditioning.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import likelihood
 from pixelrnn.masks import MaskedConv
 
@@ -154,22 +159,26 @@ _lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 class RecurrentStack(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K).
 
-  `layer_factory(in_features, hidden_dim, num_channels=..., rngs=...)` builds one
-  recurrent layer mapping (B, H, W, in_features) -> (B, H, W, hidden_dim), whose group-g
-  hidden units at pixel p see only sub-pixels before (p, g).
+  `layer_factory(in_features, hidden_dim, num_channels=..., conditioning_dim=...,
+  rngs=...)` builds one recurrent layer mapping (B, H, W, in_features) and an optional
+  (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g hidden units at
+  pixel p see only sub-pixels before (p, g).
   """
 
   def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
                num_levels: int, hidden_dim: int, num_layers: int, output_dim: int,
-               residual: bool, skip: bool, rngs: nnx.Rngs):
+               residual: bool, skip: bool, rngs: nnx.Rngs, conditioning_dim: int = 0):
     self.num_levels = num_levels
+    self.conditioning_dim = conditioning_dim
     self.residual = residual
     self.skip = skip
     features = 2 * hidden_dim
     self.input_conv = MaskedConv(num_channels, features, (7, 7), num_channels=num_channels,
                                  mask_type="A", rngs=rngs)
+    self.input_conditioning = conditioning_lib.projection(conditioning_dim, features, rngs)
     self.layers = nnx.List([
-        layer_factory(features, hidden_dim, num_channels=num_channels, rngs=rngs)
+        layer_factory(features, hidden_dim, num_channels=num_channels,
+                      conditioning_dim=conditioning_dim, rngs=rngs)
         for _ in range(num_layers)])
     self.projections = nnx.List([
         MaskedConv(hidden_dim, features, (1, 1), num_channels=num_channels, mask_type="B",
@@ -178,11 +187,14 @@ class RecurrentStack(nnx.Module):
     self.head = likelihood.OutputHead(features, output_dim, num_channels=num_channels,
                                       num_levels=num_levels, rngs=rngs)
 
-  def __call__(self, images: jax.Array) -> jax.Array:
+  def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
+    """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
+    conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
     x = self.input_conv(likelihood.to_model_input(images, self.num_levels))
+    x = conditioning_lib.add_bias(x, self.input_conditioning, conditioning)
     skip_sum = jnp.zeros_like(x)
     for layer, projection in zip(self.layers, self.projections):
-      out = projection(layer(x))
+      out = projection(layer(x, conditioning))
       x = x + out if self.residual else out
       skip_sum = skip_sum + x
     return self.head(skip_sum if self.skip else x)

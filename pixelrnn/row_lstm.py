@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import masks
 from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
@@ -26,8 +27,10 @@ from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 class RowLSTMLayer(nnx.Module):
   """(B, H, W, in_features) -> (B, H, W, hidden_dim) hidden states."""
 
-  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
+               conditioning_dim: int = 0):
     self.hidden_dim = hidden_dim
+    self.conditioning = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.input_to_state = masks.MaskedConv(
         in_features, 4 * hidden_dim, (1, 3), num_channels=num_channels, mask_type="B",
         out_groups=masks.gate_groups(hidden_dim, num_channels, 4), rngs=rngs)
@@ -35,11 +38,15 @@ class RowLSTMLayer(nnx.Module):
     init = nnx.initializers.lecun_normal()
     self.state_to_state = nnx.Param(init(rngs.params(), (3 * hidden_dim, 4 * hidden_dim)))
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
+    """x (B, H, W, F); conditioning (B, H, W, c) for a conditional layer."""
     # (H, B, W, 4h) for all rows at once. The 1x3 kernel never mixes its height axis,
     # so applying it to the row-major (H, B, W, F) input is exact, and the narrower
     # input is transposed instead of the 4h gate pre-activations.
     gates_in = self.input_to_state(jnp.moveaxis(x, 1, 0))
+    if conditioning is not None:
+      conditioning = jnp.moveaxis(conditioning, 1, 0)
+    gates_in = conditioning_lib.add_bias(gates_in, self.conditioning, conditioning)
     hidden = lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
     return jnp.moveaxis(hidden, 0, 1)
 

@@ -4,6 +4,13 @@ The random draw for sub-pixel n (its raster-then-channel index) uses the key
 `fold_in(key, n)` and Gumbel-max on logits / temperature, for every image of the
 batch at once. Any sampler that computes the same logits therefore draws exactly
 the same images from the same key, however it computes them.
+
+Every sampler also takes an optional `conditioning` map (B, H, W, c) for conditional
+models (`conditioning.py`) and an optional `fixed` (H, W) bool mask of pixels whose
+values are given in `images` and copied rather than drawn, wherever they lie (the
+multi-scale model fixes the subsampled pixels this way; see `multiscale.py`). The
+model still runs at fixed pixels, and their draws are skipped, not shifted: the
+random stream of every other sub-pixel stays the same.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import likelihood
 from pixelrnn.recurrent_stack import lstm_cell
 
@@ -29,20 +37,35 @@ def check_temperature(temperature: float) -> None:
     raise ValueError(f"temperature must be > 0, got {temperature!r}.")
 
 
-def _prepare(images, num_samples, image_shape, temperature):
-  """Checks the arguments shared by the samplers; returns the int32 (B, H, W, C) images."""
+def _prepare(images, num_samples, image_shape, temperature, fixed=None):
+  """Checks the arguments shared by the samplers.
+
+  Returns the int32 (B, H, W, C) images and the (H, W) bool mask of fixed pixels.
+  """
   check_temperature(temperature)
   if images is None:
     images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
   images = jnp.asarray(images, jnp.int32)
   if images.shape != (num_samples,) + tuple(image_shape):
     raise ValueError(f"images {images.shape} must be {(num_samples,) + tuple(image_shape)}.")
-  return images
+  if fixed is None:
+    fixed = jnp.zeros(tuple(image_shape[:2]), bool)
+  fixed = jnp.asarray(fixed)
+  if fixed.shape != tuple(image_shape[:2]) or fixed.dtype != bool:
+    raise ValueError(f"fixed must be a bool (H, W) = {tuple(image_shape[:2])} mask, got "
+                     f"{fixed.dtype} {fixed.shape}.")
+  return images, fixed
+
+
+def _draw_or_keep(key, n, logits, temperature, fixed_here, given):
+  """The level (B,) of sub-pixel n: `given` where the pixel is fixed, else a draw."""
+  return jnp.where(fixed_here, given, draw(key, n, logits, temperature).astype(jnp.int32))
 
 
 def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
                      image_shape: tuple[int, int, int], temperature: float = 1.0,
-                     images: jax.Array | None = None, num_observed: int = 0) -> jax.Array:
+                     images: jax.Array | None = None, num_observed: int = 0,
+                     fixed: jax.Array | None = None) -> jax.Array:
   """Reference ancestral sampler: a full forward pass per sub-pixel.
 
   Args:
@@ -54,18 +77,20 @@ def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
     images: optional (B, H, W, C) integer images whose first `num_observed`
       sub-pixels (raster-then-channel order) are kept; the rest are sampled.
     num_observed: how many leading sub-pixels of `images` are observed.
+    fixed: optional (H, W) bool mask of pixels copied from `images`, anywhere.
 
   Returns:
     (B, H, W, C) int32 levels.
   """
-  images = _prepare(images, num_samples, image_shape, temperature)
+  images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, c = image_shape
 
   def body(n, current):
     i, rest = jnp.divmod(n, w * c)
     j, ch = jnp.divmod(rest, c)
     logits = apply_fn(current)[:, i, j, ch]
-    return current.at[:, i, j, ch].set(draw(key, n, logits, temperature).astype(jnp.int32))
+    level = _draw_or_keep(key, n, logits, temperature, fixed[i, j], current[:, i, j, ch])
+    return current.at[:, i, j, ch].set(level)
 
   return jax.lax.fori_loop(num_observed, h * w * c, body, images)
 
@@ -89,7 +114,8 @@ def _window(padded: jax.Array, i, j, size: int) -> jax.Array:
 
 
 def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, images: jax.Array,
-                        num_observed: int, temperature: float, return_logits: bool):
+                        num_observed: int, temperature: float, return_logits: bool,
+                        fixed: jax.Array):
   """The sub-pixel loop shared by the cached samplers.
 
   `pixel_fn(x, caches, i, j) -> (logits (B, C, K), caches)` runs every layer at pixel
@@ -111,7 +137,7 @@ def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, image
     j, ch = jnp.divmod(rest, c)
     logits, caches = pixel_fn(x, caches, i, j)
     logits = jnp.take(logits, ch, axis=1)
-    level = draw(key, n, logits, temperature).astype(jnp.int32)
+    level = _draw_or_keep(key, n, logits, temperature, fixed[i, j], current[:, i, j, ch])
     current = current.at[:, i, j, ch].set(level)
     x = x.at[:, i + 3, j + 3, ch].set(likelihood.to_model_input(level, num_levels))
     return current, x, caches, logits_log.at[n].set(logits)
@@ -125,7 +151,8 @@ def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, image
 def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
-                           return_logits: bool = False):
+                           return_logits: bool = False, conditioning: jax.Array | None = None,
+                           fixed: jax.Array | None = None):
   """Exact incremental sampling for `pixelrnn.pixelcnn.PixelCNN`.
 
   Keeps, per residual block, a cache of the input of its 3x3 convolution over the
@@ -139,36 +166,41 @@ def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
   same images. With `return_logits`, also returns the (H*W*C, B, K) logits each step
   sampled from.
   """
-  images = _prepare(images, num_samples, image_shape, temperature)
+  images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, _ = image_shape
   blocks = list(model.blocks)
   hidden = blocks[0].conv.conv.in_features if blocks else 0
 
   def pixel_logits(x, block_caches, i, j):
-    act = _apply_at(_window(x, i, j, 7), model.input_conv)
+    cond = conditioning_lib.pixel(conditioning, i, j)
+    act = conditioning_lib.add_bias(_apply_at(_window(x, i, j, 7), model.input_conv),
+                                    model.input_conditioning, cond)
     for b, block in enumerate(blocks):
       reduced = jax.nn.relu(_apply_at(jax.nn.relu(act)[:, None, None], block.reduce))
       block_caches = block_caches.at[b, :, i + 1, j + 1].set(reduced)
-      conv = _apply_at(_window(block_caches[b], i, j, 3), block.conv)
+      conv = conditioning_lib.add_bias(_apply_at(_window(block_caches[b], i, j, 3), block.conv),
+                                       block.conditioning, cond)
       act = act + _apply_at(jax.nn.relu(conv)[:, None, None], block.expand)
     return model.head(act[:, None, None])[:, 0, 0], block_caches
 
   block_caches = jnp.zeros((len(blocks), num_samples, h + 2, w + 2, hidden), jnp.float32)
   return _sample_incremental(pixel_logits, block_caches, model.num_levels, key, images,
-                             num_observed, temperature, return_logits)
+                             num_observed, temperature, return_logits, fixed)
 
 
-def _recurrent_stack_at(model, x, caches, i, j, layer_step):
+def _recurrent_stack_at(model, x, caches, i, j, layer_step, cond):
   """Runs a `RecurrentStack` at pixel (i, j): (B, C, K) logits and the new caches.
 
-  `layer_step(l, layer, act, caches, i, j) -> (hidden (B, h), caches)` gives layer l's
-  output at (i, j) from its input `act` (B, 2h); the projections, residual and skip
-  connections and the head are applied here as in `RecurrentStack.__call__`.
+  `layer_step(l, layer, act, caches, i, j, cond) -> (hidden (B, h), caches)` gives
+  layer l's output at (i, j) from its input `act` (B, 2h) and the pixel's (B, c)
+  conditioning `cond` (or None); the projections, residual and skip connections and
+  the head are applied here as in `RecurrentStack.__call__`.
   """
-  act = _apply_at(_window(x, i, j, 7), model.input_conv)
+  act = conditioning_lib.add_bias(_apply_at(_window(x, i, j, 7), model.input_conv),
+                                  model.input_conditioning, cond)
   skip_sum = jnp.zeros_like(act)
   for l, (layer, projection) in enumerate(zip(model.layers, model.projections)):
-    hidden, caches = layer_step(l, layer, act, caches, i, j)
+    hidden, caches = layer_step(l, layer, act, caches, i, j, cond)
     out = _apply_at(hidden[:, None, None], projection)
     act = act + out if model.residual else out
     skip_sum = skip_sum + act
@@ -183,7 +215,8 @@ def _stack_sizes(model) -> tuple[int, int, int]:
 def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
-                           return_logits: bool = False):
+                           return_logits: bool = False, conditioning: jax.Array | None = None,
+                           fixed: jax.Array | None = None):
   """Exact incremental sampling for `pixelrnn.row_lstm.RowLSTM`.
 
   Per layer it keeps the hidden and cell states of every row generated so far (the
@@ -191,16 +224,17 @@ def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
   the layer's input (what the 1x3 input-to-state convolution reads), and computes the
   current row pixel by pixel. Arguments and random stream as `sample_reference`.
   """
-  images = _prepare(images, num_samples, image_shape, temperature)
+  images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, _ = image_shape
   num_layers, hidden_dim, features = _stack_sizes(model)
 
-  def layer_step(l, layer, act, caches, i, j):
+  def layer_step(l, layer, act, caches, i, j, cond):
     rows_in, cells, hiddens = caches
     rows_in = rows_in.at[l, :, j + 1].set(act)
     window = jax.lax.dynamic_slice_in_dim(rows_in[l], j, 3, axis=1)[:, None]  # (B, 1, 3, F)
     above = jax.lax.dynamic_slice_in_dim(hiddens[l, :, i], j, 3, axis=1)  # Row i - 1.
-    gates = (_apply_at(window, layer.input_to_state)
+    gates = (conditioning_lib.add_bias(_apply_at(window, layer.input_to_state),
+                                       layer.conditioning, cond)
              + above.reshape(above.shape[0], -1) @ layer.state_to_state[...])
     cell, hidden = lstm_cell(gates, cells[l, :, i, j + 1])
     cells = cells.at[l, :, i + 1, j + 1].set(cell)
@@ -208,20 +242,23 @@ def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
     return hidden, (rows_in, cells, hiddens)
 
   def pixel_logits(x, caches, i, j):
-    return _recurrent_stack_at(model, x, caches, i, j, layer_step)
+    return _recurrent_stack_at(model, x, caches, i, j, layer_step,
+                               conditioning_lib.pixel(conditioning, i, j))
 
   # Row r of the image is row r + 1 of the state caches (row 0: the zero state before
   # the first row); columns are padded by one for the 1x3 windows.
   states = jnp.zeros((num_layers, num_samples, h + 1, w + 2, hidden_dim), jnp.float32)
   rows_in = jnp.zeros((num_layers, num_samples, w + 2, features), jnp.float32)
   return _sample_incremental(pixel_logits, (rows_in, states, states), model.num_levels, key,
-                             images, num_observed, temperature, return_logits)
+                             images, num_observed, temperature, return_logits, fixed)
 
 
 def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
                                   image_shape: tuple[int, int, int], temperature: float = 1.0,
                                   images: jax.Array | None = None, num_observed: int = 0,
-                                  return_logits: bool = False):
+                                  return_logits: bool = False,
+                                  conditioning: jax.Array | None = None,
+                                  fixed: jax.Array | None = None):
   """Exact incremental sampling for `pixelrnn.diagonal_bilstm.DiagonalBiLSTM`.
 
   The left-to-right direction advances pixel by pixel: the state at (i, j) reads the
@@ -230,15 +267,16 @@ def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
   over row i - 1 for every layer, from that row's stored layer inputs. Arguments and
   random stream as `sample_reference`.
   """
-  images = _prepare(images, num_samples, image_shape, temperature)
+  images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, _ = image_shape
   num_layers, hidden_dim, features = _stack_sizes(model)
 
-  def layer_step(l, layer, act, caches, i, j):
+  def layer_step(l, layer, act, caches, i, j, cond):
     rows_in, lr_c, lr_h, rl_c, rl_h = caches
     rows_in = rows_in.at[l, i % 2, :, j].set(act)
     neighbours = jnp.concatenate([lr_h[l, :, i, j + 1], lr_h[l, :, i + 1, j]], axis=-1)
-    gates = (_apply_at(act[:, None, None], layer.input_to_state_lr)
+    gates = (conditioning_lib.add_bias(_apply_at(act[:, None, None], layer.input_to_state_lr),
+                                       layer.conditioning_lr, cond)
              + neighbours @ layer.state_to_state[...][0])
     cell, hidden = lstm_cell(gates, lr_c[l, :, i + 1, j])
     lr_c = lr_c.at[l, :, i + 1, j + 1].set(cell)
@@ -250,7 +288,8 @@ def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
     rows_in, lr_c, lr_h, rl_c, rl_h = caches
     rl_c, rl_h = jax.lax.cond((j == 0) & (i > 0), lambda: rl_pass(rows_in, rl_c, rl_h, i - 1),
                               lambda: (rl_c, rl_h))
-    return _recurrent_stack_at(model, x, (rows_in, lr_c, lr_h, rl_c, rl_h), i, j, layer_step)
+    return _recurrent_stack_at(model, x, (rows_in, lr_c, lr_h, rl_c, rl_h), i, j, layer_step,
+                               conditioning_lib.pixel(conditioning, i, j))
 
   def rl_pass(rows_in, rl_c, rl_h, r):
     """Runs the right-to-left direction over image row r for every layer."""
@@ -258,6 +297,8 @@ def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
       row = rows_in[l, r % 2]  # (B, W, F): the layer's input on row r.
       gates_in = _apply_at(row.reshape(-1, 1, 1, features),
                            layer.input_to_state_rl).reshape(num_samples, w, -1)
+      gates_in = conditioning_lib.add_bias(gates_in, layer.conditioning_rl,
+                                           conditioning_lib.row(conditioning, r))
       kernel = layer.state_to_state[...][1]
 
       def step(k, carry, l=l, gates_in=gates_in, kernel=kernel):
@@ -280,7 +321,7 @@ def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
   rows_in = jnp.zeros((num_layers, 2, num_samples, w, features), jnp.float32)
   caches = (rows_in, states, states, states, states)
   return _sample_incremental(pixel_logits, caches, model.num_levels, key, images, num_observed,
-                             temperature, return_logits)
+                             temperature, return_logits, fixed)
 
 
 def _cached_sampler(model):
@@ -303,17 +344,20 @@ def has_cached_sampler(model) -> bool:
 
 def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, int, int],
            temperature: float = 1.0, images: jax.Array | None = None, num_observed: int = 0,
-           cached: bool = True) -> jax.Array:
+           cached: bool = True, conditioning: jax.Array | None = None,
+           fixed: jax.Array | None = None) -> jax.Array:
   """Samples with the incremental sampler where the model has one, else the reference.
 
   Both draw identical images from the same key (tests/test_sampling.py), so the
-  choice only changes the speed.
+  choice only changes the speed. `conditioning` (B, H, W, c) is passed to a
+  conditional model; `fixed` (H, W) marks pixels copied from `images`.
   """
   kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature,
-                images=images, num_observed=num_observed)
+                images=images, num_observed=num_observed, fixed=fixed)
   if cached and has_cached_sampler(model):
-    return _cached_sampler(model)(model, key, **kwargs)
-  return sample_reference(model, key, **kwargs)
+    return _cached_sampler(model)(model, key, conditioning=conditioning, **kwargs)
+  apply_fn = model if conditioning is None else (lambda x: model(x, conditioning))
+  return sample_reference(apply_fn, key, **kwargs)
 
 
 def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
