@@ -16,7 +16,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pixelrnn import data, defaults, images, sampling, train
+from pixelrnn import data, defaults, images, multiscale, sampling, train
 
 MODES = ("train", "eval", "sample", "inpaint")
 
@@ -56,20 +56,34 @@ def main(argv):
 
 
 def sample(config, workdir: str) -> dict:
-  """Samples from the latest checkpoint's EMA parameters into workdir/samples_<step>.png."""
+  """Samples from the latest checkpoint's EMA parameters into workdir/samples_<step>.png.
+
+  A multi-scale model also writes its small-scale samples to samples_<step>_small.png.
+  """
   model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
   network = model.merged(params)
-  draw = jax.jit(lambda key: sampling.sample(
-      network, key, num_samples=FLAGS.num_samples, image_shape=image_shape,
-      temperature=FLAGS.temperature))
+  kwargs = dict(num_samples=FLAGS.num_samples, image_shape=image_shape,
+                temperature=FLAGS.temperature)
+  is_multiscale = isinstance(network, multiscale.MultiScale)
+  if is_multiscale:
+    draw = jax.jit(lambda key: multiscale.sample(network, key, **kwargs))
+    cached = all(sampling.has_cached_sampler(m) for m in (network.small, network.large))
+  else:
+    draw = jax.jit(lambda key: (sampling.sample(network, key, **kwargs),))
+    cached = sampling.has_cached_sampler(network)
   start = time.perf_counter()
   samples = jax.device_get(draw(jax.random.key(FLAGS.seed)))
   seconds = time.perf_counter() - start
+  columns = min(8, FLAGS.num_samples)
   path = os.path.join(workdir, f"samples_{step}.png")
-  images.save_grid(path, samples, num_levels, columns=min(8, FLAGS.num_samples))
+  images.save_grid(path, samples[-1], num_levels, columns=columns)
+  result = {"png": path}
+  if is_multiscale:
+    result["small_png"] = os.path.join(workdir, f"samples_{step}_small.png")
+    images.save_grid(result["small_png"], samples[0], num_levels, columns=columns)
   logging.info("Wrote %d samples to %s in %.1f s.", FLAGS.num_samples, path, seconds)
-  return {"png": path, "step": step, "num_samples": FLAGS.num_samples,
-          "cached_sampler": sampling.has_cached_sampler(network), "seconds": round(seconds, 2)}
+  return {**result, "step": step, "num_samples": FLAGS.num_samples, "cached_sampler": cached,
+          "seconds": round(seconds, 2)}
 
 
 def inpaint(config, workdir: str) -> dict:
@@ -79,7 +93,9 @@ def inpaint(config, workdir: str) -> dict:
   originals = data.load_dataset(config.data, config.data.eval_split).images[:FLAGS.num_samples]
   observed_rows = image_shape[0] // 2
   start = time.perf_counter()
-  completions = jax.device_get(sampling.complete(
+  complete = (multiscale.complete if isinstance(network, multiscale.MultiScale)
+              else sampling.complete)
+  completions = jax.device_get(complete(
       network, jax.random.key(FLAGS.seed), originals, observed_rows=observed_rows,
       num_completions=FLAGS.num_completions, temperature=FLAGS.temperature))
   seconds = time.perf_counter() - start

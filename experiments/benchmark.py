@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags
 
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, sampling, train
+from pixelrnn import defaults, multiscale, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
@@ -69,7 +69,7 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int) -> dict:
   return {
       "model": config.model.name, "dataset": config.data.name, "batch_size": batch_size,
       "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
-      "compile_s": round(compile_s, 3), "train_step_s_median": round(step_s, 5),
+      "multiscale_factor": config.model.multiscale.factor, "compile_s": round(compile_s, 3), "train_step_s_median": round(step_s, 5),
       "train_step_s_min": round(min(times), 5), "train_step_s_max": round(max(times), 5),
       "train_images_per_s": round(batch_size / step_s, 2),
       "peak_rss_mib": round(peak_rss_mib(), 1),
@@ -86,6 +86,25 @@ def timed(fn, *args) -> tuple[float, float]:
   return first, time.perf_counter() - start
 
 
+def benchmark_multiscale_sampling(network, batch: int, image_shape) -> dict:
+  """Seconds for a batch of two-stage samples with the cached samplers, and for the
+  small stage alone."""
+  f = network.factor
+  small_shape = (image_shape[0] // f, image_shape[1] // f, image_shape[2])
+  key = jax.random.key(0)
+  both = jax.jit(lambda k: multiscale.sample(network, k, num_samples=batch,
+                                             image_shape=image_shape))
+  small = jax.jit(lambda k: sampling.sample(network.small, k, num_samples=batch,
+                                            image_shape=small_shape))
+  both_first, both_s = timed(both, key)
+  _, small_s = timed(small, key)
+  return {"sample_batch": batch, "multiscale_cached_s_per_image_batch": round(both_s, 3),
+          "multiscale_cached_s_per_image": round(both_s / batch, 4),
+          "small_stage_s_per_image_batch": round(small_s, 3),
+          "multiscale_cached_compile_s": round(both_first - both_s, 3),
+          "peak_rss_mib": round(peak_rss_mib(), 1)}
+
+
 def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   """Seconds per sub-pixel and per image of both samplers, on random parameters.
 
@@ -97,6 +116,8 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh(jax.local_devices()[:1]))
   network = trainer.model.merged(trainer.initial_state().ema_params)
   batch = config.training.batch_size
+  if isinstance(network, multiscale.MultiScale):
+    return benchmark_multiscale_sampling(network, batch, image_shape)
   total = int(np.prod(image_shape))
   key = jax.random.key(0)
   observed = np.zeros((batch,) + image_shape, np.int32)

@@ -14,6 +14,7 @@ from pixelrnn import data as data_lib
 
 MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
+MULTISCALE_OBJECTIVES = ("joint", "separate")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
@@ -37,6 +38,19 @@ def base_config() -> ml_collections.ConfigDict:
   # Connections of the recurrent models (PixelCNN blocks are always residual):
   config.model.residual = True  # Add each layer's 1x1 (h -> 2h) output to its input.
   config.model.skip = False  # Feed the sum of every layer's output to the head.
+  # Multi-scale model (pixelrnn/multiscale.py): with factor f >= 2 the model above is the
+  # large, conditional network and `small` models the (H/f, W/f) subsample first.
+  config.model.multiscale = ml_collections.ConfigDict()
+  config.model.multiscale.factor = 1  # 1: single-scale.
+  config.model.multiscale.conditioning_dim = 32  # c: channels of the conditioning map.
+  config.model.multiscale.embedding_layers = 2  # 3x3 convs embedding the small image.
+  config.model.multiscale.small = ml_collections.ConfigDict()
+  config.model.multiscale.small.name = "pixelcnn"
+  config.model.multiscale.small.hidden_dim = 16
+  config.model.multiscale.small.num_layers = 4
+  config.model.multiscale.small.output_dim = 32
+  config.model.multiscale.small.residual = True
+  config.model.multiscale.small.skip = False
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 16
@@ -47,6 +61,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.training.checkpoint_every_steps = 1_000
   config.training.max_checkpoints_to_keep = 3
   config.training.ema_decay = 0.9995
+  # Multi-scale only. "joint": one optimizer on the whole image's NLL. "separate": the
+  # small network and the conditional one (with its conditioning network) each get
+  # their own optimizer state and gradient clipping, on their own part's NLL per
+  # scored sub-pixel, as if trained apart (the parts share no parameters).
+  config.training.multiscale_objective = "joint"
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "rmsprop"
@@ -96,17 +115,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_choice("model.name", config.model.name, MODELS)
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+  _check_choice("training.multiscale_objective", config.training.multiscale_objective,
+                MULTISCALE_OBJECTIVES)
+  ms = config.model.multiscale
+  _check_choice("model.multiscale.small.name", ms.small.name, MODELS)
+  if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
+    raise ConfigError(f"model.multiscale.factor must be an integer >= 1 (1: single-scale), "
+                      f"got {ms.factor!r}.")
+  height, width = data_lib.IMAGE_SPECS[config.data.name][0][:2]
+  if ms.factor > 1 and (height % ms.factor or width % ms.factor):
+    raise ConfigError(f"model.multiscale.factor={ms.factor} must divide the {config.data.name} "
+                      f"image size {height}x{width}.")
+  if not isinstance(ms.embedding_layers, int) or ms.embedding_layers < 0:
+    raise ConfigError(f"model.multiscale.embedding_layers must be an integer >= 0, got "
+                      f"{ms.embedding_layers!r}.")
   for group, keys in {
       "model": ("hidden_dim", "num_layers", "output_dim"),
+      "model.multiscale": ("conditioning_dim",),
+      "model.multiscale.small": ("hidden_dim", "num_layers", "output_dim"),
       "training": ("batch_size", "num_steps", "log_every_steps", "eval_every_steps",
                    "eval_batch_size", "checkpoint_every_steps", "max_checkpoints_to_keep"),
       "optimizer": ("learning_rate", "eps"),
   }.items():
+    section = config
+    for name in group.split("."):
+      section = section[name]
     for key in keys:
-      _check_positive(f"{group}.{key}", config[group][key])
-  for key in ("residual", "skip"):
-    if not isinstance(config.model[key], bool):
-      raise ConfigError(f"model.{key} must be True or False, got {config.model[key]!r}.")
+      _check_positive(f"{group}.{key}", section[key])
+  for group, section in (("model", config.model), ("model.multiscale.small", ms.small)):
+    for key in ("residual", "skip"):
+      if not isinstance(section[key], bool):
+        raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
   for key in ("ema_decay",):
     if not 0.0 <= config.training[key] < 1.0:
       raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")

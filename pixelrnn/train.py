@@ -24,7 +24,7 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, likelihood, models
+from pixelrnn import defaults, likelihood, models, multiscale
 from pixelrnn.metric_writers import MetricWriter
 
 
@@ -64,6 +64,37 @@ def make_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
   return base
 
 
+def is_multiscale(config) -> bool:
+  return config.model.multiscale.factor > 1
+
+
+def make_train_optimizer(config) -> optax.GradientTransformation:
+  """The optimizer of `config`; for a multi-scale model trained "separate"ly, one
+  independent copy for the small network and one for the rest (see defaults.py)."""
+  tx = make_optimizer(config.optimizer, config.training.num_steps)
+  if not is_multiscale(config) or config.training.multiscale_objective == "joint":
+    return tx
+  other = make_optimizer(config.optimizer, config.training.num_steps)
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "small" if path[0].key == "small" else "large", params)
+
+  return optax.multi_transform({"small": tx, "large": other}, labels)
+
+
+def loss_weights(config, image_shape: tuple[int, int, int]) -> dict[str, float]:
+  """The loss as weights on the mean per-image NLL terms (see `train_step`).
+
+  The whole image's NLL per sub-pixel, or for a multi-scale model trained
+  "separate"ly each part's NLL per sub-pixel it scores.
+  """
+  if is_multiscale(config) and config.training.multiscale_objective == "separate":
+    dims = multiscale.part_dims(image_shape, config.model.multiscale.factor)
+    return {"small_nll": 1.0 / dims["small_nll"], "large_nll": 1.0 / dims["large_nll"]}
+  return {"nll": 1.0 / math.prod(image_shape)}
+
+
 def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so that a short
   run's EMA is not dominated by the random initialisation."""
@@ -72,19 +103,23 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
 
 
 def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
-               tx: optax.GradientTransformation, ema_decay: float):
+               tx: optax.GradientTransformation, ema_decay: float,
+               weights: dict[str, float] | None = None):
   """One optimisation step on a batch of (B, H, W, C) integer images.
 
-  The loss is the mean NLL per sub-pixel in nats. Returns the new state and scalar
-  metrics (nats per image, bits/dim, gradient norm).
+  The loss is sum_k weights[k] * mean over the batch of NLL term k (nats); by default
+  the mean NLL per sub-pixel. Returns the new state and scalar metrics (nats per
+  image, bits/dim, gradient norm, and each part of a multi-scale model's NLL).
   """
   num_dims = math.prod(images.shape[1:])
+  weights = {"nll": 1.0 / num_dims} if weights is None else weights
 
   def loss_fn(params):
-    nll = likelihood.nll_per_image(model.apply(params, images), images)
-    return jnp.mean(nll) / num_dims, nll
+    terms = model.nll_terms(params, images)
+    return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
 
-  (loss, nll), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  nll = terms["nll"]
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   d = ema_decay_at(state.step, ema_decay)
@@ -96,15 +131,16 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
       "nll_nats": jnp.mean(nll),
       "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
       "grad_norm": optax.tree.norm(grads),
+      **{f"{k}_nats": jnp.mean(v) for k, v in terms.items() if k != "nll"},
   }
   return new_state, metrics
 
 
 def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Array,
-              valid: jax.Array) -> jax.Array:
-  """Sum of per-image NLL (nats) over the rows where `valid` is True."""
-  nll = likelihood.nll_per_image(model.apply(params, images), images)
-  return jnp.sum(jnp.where(valid, nll, 0.0))
+              valid: jax.Array) -> dict[str, jax.Array]:
+  """Sums of the per-image NLL terms (nats) over the rows where `valid` is True."""
+  terms = model.nll_terms(params, images)
+  return {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in terms.items()}
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -134,13 +170,14 @@ class Trainer:
     check_divisible("training.eval_batch_size", training.eval_batch_size, self.mesh)
     self.model, params = models.build(self.config.model, image_shape=self.image_shape,
                                       num_levels=self.num_levels, seed=self.config.seed)
-    self.tx = make_optimizer(self.config.optimizer, training.num_steps)
+    self.tx = make_train_optimizer(self.config)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     self.model = jax.device_put(self.model, self.replicated)
     self._initial_params = params
     self.train_step = jax.jit(
-        functools.partial(train_step, tx=self.tx, ema_decay=training.ema_decay),
+        functools.partial(train_step, tx=self.tx, ema_decay=training.ema_decay,
+                          weights=loss_weights(self.config, self.image_shape)),
         in_shardings=(self.replicated, self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
     self.eval_step = jax.jit(
@@ -149,7 +186,8 @@ class Trainer:
         out_shardings=self.replicated)
 
   def initial_state(self) -> TrainState:
-    params = self._initial_params
+    # A fresh copy each time: the train step donates the state's buffers.
+    params = jax.tree.map(jnp.copy, self._initial_params)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                        ema_params=jax.tree.map(jnp.copy, params),
                        opt_state=self.tx.init(params))
@@ -164,14 +202,29 @@ class Trainer:
     return jax.device_put(images, self.batch_sharding)
 
   def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
-    """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim."""
+    """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim.
+
+    For a multi-scale model also each part: "small_nll_nats" (the subsample) and
+    "large_nll_nats" (the other sub-pixels), which sum to "nll_nats", and their
+    bits per sub-pixel they score.
+    """
     data_lib.check_images(images, self.image_shape, self.num_levels)
-    total = 0.0
+    totals = {}
     for batch, valid in data_lib.eval_batches(images, self.config.training.eval_batch_size):
-      total += float(self.eval_step(self.model, params, self.shard_batch(batch),
-                                    self.shard_batch(valid)))
-    nats = total / images.shape[0]
-    return {"nll_nats": nats, "bits_per_dim": likelihood.bits_per_dim(nats, math.prod(self.image_shape))}
+      sums = self.eval_step(self.model, params, self.shard_batch(batch), self.shard_batch(valid))
+      for k, v in jax.device_get(sums).items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+    if is_multiscale(self.config):
+      dims = multiscale.part_dims(self.image_shape, self.config.model.multiscale.factor)
+    else:
+      dims = {"nll": math.prod(self.image_shape)}
+    metrics = {}
+    for k, total in totals.items():
+      nats = total / images.shape[0]
+      prefix = "" if k == "nll" else k.removesuffix("_nll") + "_"
+      metrics[f"{k}_nats"] = nats
+      metrics[f"{prefix}bits_per_dim"] = likelihood.bits_per_dim(nats, dims[k])
+    return metrics
 
 
 def wait_for_previous_step(previous: jax.Array | None, current: jax.Array) -> jax.Array:
@@ -194,9 +247,19 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
                                options=options)
 
 
+def _flatten(prefix: str, group) -> dict:
+  flat = {}
+  for k, v in group.items():
+    if isinstance(v, (dict, ml_collections.ConfigDict)):
+      flat.update(_flatten(f"{prefix}{k}.", v))
+    else:
+      flat[f"{prefix}{k}"] = v
+  return flat
+
+
 def _model_identity(config) -> dict:
-  """The parts of a config that fix the shapes in a checkpoint."""
-  return {"data.name": config.data.name, **{f"model.{k}": v for k, v in config.model.items()}}
+  """The parts of a config that fix the shapes in a checkpoint, as flat dotted keys."""
+  return {"data.name": config.data.name, **_flatten("model.", config.model)}
 
 
 def check_workdir_config(workdir: str, config) -> None:
@@ -287,9 +350,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
       if step % training.eval_every_steps == 0 or step == training.num_steps:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
         writer.write(step, "eval", eval_metrics)
+        parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
+                        if k in eval_metrics)
         bar.write(f"step {step}: eval {config.data.eval_split} "
                   f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
-                  f"{eval_metrics['bits_per_dim']:.4f} bits/dim")
+                  f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
       if step % training.checkpoint_every_steps == 0 or step == training.num_steps:
         manager.save(step, args=ocp.args.StandardSave(state))
   except KeyboardInterrupt:

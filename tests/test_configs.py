@@ -18,7 +18,9 @@ def test_there_are_configs():
   assert {"quickstart", "binarized_mnist_pixelcnn", "mnist_pixelcnn", "cifar10_pixelcnn",
           "binarized_mnist_row_lstm", "binarized_mnist_diagonal_bilstm",
           "binarized_mnist_diagonal_bilstm_1layer", "cifar10_row_lstm",
-          "cifar10_diagonal_bilstm"} <= names
+          "cifar10_diagonal_bilstm", "binarized_mnist_multiscale_pixelcnn",
+          "binarized_mnist_multiscale_row_lstm", "cifar10_multiscale_pixelcnn",
+          "cifar10_multiscale_row_lstm"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -26,8 +28,8 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   config = runpy.run_path(str(path))["get_config"]()
   defaults.validate(config)
   shape, levels = data_lib.IMAGE_SPECS[config.data.name]
-  model = nnx.eval_shape(lambda: models.create_model(config.model, num_channels=shape[-1],
-                                                     num_levels=levels, rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(lambda: models.create(config.model, image_shape=shape,
+                                               num_levels=levels, rngs=nnx.Rngs(0)))
   assert sum(p.size for p in __import__("jax").tree.leaves(nnx.state(model, nnx.Param))) > 0
 
 
@@ -41,3 +43,16 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
 def test_paper_settings(name, model, layers, hidden):
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
   assert (config.model.name, config.model.num_layers, config.model.hidden_dim) == (model, layers, hidden)
+
+
+@pytest.mark.parametrize("name, small, large, size", [
+    ("binarized_mnist_multiscale_pixelcnn", "pixelcnn", "pixelcnn", 14),
+    ("binarized_mnist_multiscale_row_lstm", "row_lstm", "row_lstm", 14),
+    ("cifar10_multiscale_pixelcnn", "pixelcnn", "pixelcnn", 16),
+    ("cifar10_multiscale_row_lstm", "row_lstm", "row_lstm", 16),
+])
+def test_multiscale_configs_subsample_by_two(name, small, large, size):
+  config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
+  shape, _ = data_lib.IMAGE_SPECS[config.data.name]
+  ms = config.model.multiscale
+  assert (ms.small.name, config.model.name, shape[0] // ms.factor) == (small, large, size)

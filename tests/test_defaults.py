@@ -10,7 +10,7 @@ def test_base_config_is_valid():
 def test_unknown_keys_are_refused_with_the_valid_ones():
   config = defaults.base_config()
   config.model.hiden_dim = 3
-  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
     defaults.validate(config)
 
 
@@ -42,4 +42,11 @@ def test_ema_decay_outside_the_unit_interval_is_refused():
   config = defaults.base_config()
   config.training.ema_decay = 1.0
   with pytest.raises(defaults.ConfigError, match=r"training.ema_decay must be in \[0, 1\), got 1.0"):
+    defaults.validate(config)
+
+
+def test_a_misspelt_nested_multiscale_key_is_named_in_full():
+  config = defaults.base_config()
+  config.model.multiscale.small.hidden = 3
+  with pytest.raises(defaults.ConfigError, match=r"Unknown config key 'model.multiscale.small.hidden'"):
     defaults.validate(config)

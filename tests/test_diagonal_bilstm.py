@@ -109,8 +109,8 @@ def test_diagonal_bilstm_is_causal(num_channels, num_levels, num_layers):
 class UnshiftedDiagonalBiLSTMLayer(DiagonalBiLSTMLayer):
   """The common bug: the right-to-left output added without the one-row shift."""
 
-  def __call__(self, x):
-    lr, rl = self.directions(x)
+  def __call__(self, x, conditioning=None):
+    lr, rl = self.directions(x, conditioning)
     return lr + rl
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
@@ -91,3 +92,31 @@ def test_sampling_and_inpainting_work_for_a_recurrent_model(tmp_path):
   assert mismatched.returncode != 0
   assert "were written for a different model or dataset" in mismatched.stderr
   assert "'model.name': ('diagonal_bilstm', 'pixelcnn')" in mismatched.stderr
+
+
+def test_a_multiscale_config_trains_samples_and_inpaints(tmp_path):
+  workdir = str(tmp_path / "ms")
+  config = "--config=configs/binarized_mnist_multiscale_row_lstm.py"
+  small = ["--config.model.hidden_dim=4", "--config.model.multiscale.small.hidden_dim=4",
+           "--config.model.multiscale.small.num_layers=1", "--config.model.multiscale.conditioning_dim=4"]
+  trained = launch(config, f"--workdir={workdir}", *FEW_STEPS, *small)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  result = last_json(trained.stdout)
+  assert result["nll_nats"] == pytest.approx(result["small_nll_nats"] + result["large_nll_nats"])
+  sampled = launch(config, f"--workdir={workdir}", "--mode=sample", "--num_samples=3", *FEW_STEPS, *small)
+  assert sampled.returncode == 0, sampled.stderr[-3000:]
+  result = last_json(sampled.stdout)
+  assert result["cached_sampler"] is True
+  large = np.asarray(Image.open(result["png"]))
+  small_grid = np.asarray(Image.open(result["small_png"]))
+  assert large.shape == (60, 3 * 58 + 2)  # 28x28 samples upscaled 2x.
+  assert small_grid.shape == (32, 3 * 30 + 2)  # 14x14 samples upscaled 2x.
+  # The subsampled positions of each large sample are its small sample.
+  for k in range(3):
+    big = large[2:58, 2 + 58 * k:58 + 58 * k][::2, ::2]  # Undo the 2x upscaling.
+    tiny = small_grid[2:30, 2 + 30 * k:30 + 30 * k][::2, ::2]
+    np.testing.assert_array_equal(big[::2, ::2], tiny)
+  inpainted = launch(config, f"--workdir={workdir}", "--mode=inpaint", "--num_samples=2",
+                     "--num_completions=2", *FEW_STEPS, *small)
+  assert inpainted.returncode == 0, inpainted.stderr[-3000:]
+  assert np.asarray(Image.open(last_json(inpainted.stdout)["png"])).shape == (2 * 58 + 2, 4 * 58 + 2)
