@@ -219,8 +219,8 @@ class Trainer:
     else:
       dims = {"nll": math.prod(self.image_shape)}
     metrics = {}
-    for k, total in totals.items():
-      nats = total / images.shape[0]
+    for k in sorted(totals, key=lambda k: (k != "nll", k)):  # The whole image's NLL first.
+      nats = totals[k] / images.shape[0]
       prefix = "" if k == "nll" else k.removesuffix("_nll") + "_"
       metrics[f"{k}_nats"] = nats
       metrics[f"{prefix}bits_per_dim"] = likelihood.bits_per_dim(nats, dims[k])
