@@ -24,7 +24,11 @@ row does. The paper's "complete context" is otherwise exact.
 
 Both directions run in one `lax.scan` over the columns, stacked on a leading axis,
 with the input-to-state terms precomputed outside the scan. States at skewed
-positions outside the image are kept at zero.
+positions outside the image are kept at zero. About half of the skewed map lies
+outside the image, so the scan is split into `num_phases` consecutive scans (the
+state carried from one to the next), each over only the rows its columns can reach
+(`scan_phases`); the result is the same as one scan over all rows (tested), and the
+train step is about 15% faster with 4 phases on CPU.
 """
 
 from __future__ import annotations
@@ -64,6 +68,44 @@ def skewed_validity(height: int, width: int) -> np.ndarray:
   return ((t - i >= 0) & (t - i < width)).astype(np.float32)
 
 
+def scan_phases(height: int, width: int, num_phases: int) -> list[tuple[int, int, int, int]]:
+  """Splits the column scan into `num_phases` consecutive scans over row windows.
+
+  Returns (t0, t1, lo, hi): columns [t0, t1) of the skewed map need only rows
+  [lo, hi). Column t holds image rows max(0, t - W + 1) .. min(H - 1, t); the
+  window adds the row above the first column's top row, whose state (the pixel
+  (t0 - W, W - 1)) that column reads. Every other row is outside the image, and so
+  zero, throughout the phase: leaving it out changes no value, and skips most of the
+  ~half of the skewed map that lies outside the image.
+  """
+  length = width + height - 1
+  bounds = np.linspace(0, length, min(num_phases, length) + 1).round().astype(int)
+  return [(int(t0), int(t1), max(0, int(t0) - width), min(height, int(t1)))
+          for t0, t1 in zip(bounds[:-1], bounds[1:])]
+
+
+def phased_lstm_scan(gates_in: jax.Array, kernel: jax.Array, valid: jax.Array,
+                     num_phases: int) -> jax.Array:
+  """`lstm_scan` with `column_state_to_state` over the skewed columns, in phases.
+
+  gates_in: (L, 2, B, H, 4h); valid: (L, 1, 1, H, 1). Returns (L, 2, B, H, h), the same
+  hidden states as one scan over all rows (see `scan_phases`).
+  """
+  height = gates_in.shape[3]
+  width = gates_in.shape[0] - height + 1
+  state_shape = gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,)
+  cell = hidden = jnp.zeros(state_shape, gates_in.dtype)
+  outputs = []
+  for t0, t1, lo, hi in scan_phases(height, width, num_phases):
+    seq, (cell, hidden) = lstm_scan(
+        gates_in[t0:t1, :, :, lo:hi], kernel, column_state_to_state, valid[t0:t1, :, :, lo:hi],
+        initial=(cell[:, :, lo:hi], hidden[:, :, lo:hi]), return_final=True)
+    rows = ((0, 0), (0, 0), (lo, height - hi), (0, 0))
+    cell, hidden = jnp.pad(cell, rows), jnp.pad(hidden, rows)
+    outputs.append(jnp.pad(seq, ((0, 0),) + rows))
+  return jnp.concatenate(outputs)
+
+
 def column_state_to_state(hidden: jax.Array, kernel: jax.Array) -> jax.Array:
   """The 2x1 column convolution of each direction over the previous skewed column.
 
@@ -87,8 +129,9 @@ class DiagonalBiLSTMLayer(nnx.Module):
   """
 
   def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0):
+               conditioning_dim: int = 0, num_phases: int = 4):
     self.hidden_dim = hidden_dim
+    self.num_phases = num_phases
     self.conditioning_lr = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.conditioning_rl = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     gate_groups = masks.gate_groups(hidden_dim, num_channels, 4)
@@ -116,7 +159,7 @@ class DiagonalBiLSTMLayer(nnx.Module):
     gates_in = jnp.stack([skew(lr_in), skew(rl_in)])  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
-    hidden = lstm_scan(gates_in, self.state_to_state[...], column_state_to_state, valid)
+    hidden = phased_lstm_scan(gates_in, self.state_to_state[...], valid, self.num_phases)
     hidden = jnp.moveaxis(hidden, 0, 3)  # (2, B, H, L, h)
     lr = unskew(hidden[0], width)
     rl = unskew(hidden[1], width)[:, :, ::-1]

@@ -78,10 +78,11 @@ def _lstm_step(gates, prev_cell, valid):
 
 
 def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
-              valid: jax.Array | None = None) -> jax.Array:
+              valid: jax.Array | None = None, initial: tuple[jax.Array, jax.Array] | None = None,
+              return_final: bool = False):
   """An LSTM recurrence over the leading axis, with a hand-written backward pass.
 
-  For t = 0..T-1 (states before t = 0 are zero):
+  For t = 0..T-1 (the states before t = 0 are `initial`, by default zero):
     c_t, h_t = lstm_cell(gates_in[t] + recurrent_input(h_{t-1}, kernel), c_{t-1}),
   then c_t and h_t are multiplied by valid[t] (1 inside the image, 0 outside).
 
@@ -92,9 +93,12 @@ def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
       argument and accepting extra leading axes (it is also applied to all T steps
       at once in the backward pass).
     valid: optional 0/1 array broadcastable to (T, *S, 1).
+    initial: optional (cell, hidden) states before t = 0, each (*S, h).
+    return_final: also return the (cell, hidden) states after t = T - 1, so that a
+      recurrence can be split into consecutive scans.
 
   Returns:
-    (T, *S, h) hidden states.
+    (T, *S, h) hidden states; with `return_final`, (hidden states, (cell, hidden)).
 
   The backward pass is a reverse scan that carries only the state cotangents; the
   kernel's gradient is one contraction over all steps afterwards, instead of an
@@ -102,39 +106,40 @@ def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
   """
   if valid is None:
     valid = jnp.ones((gates_in.shape[0],) + (1,) * (gates_in.ndim - 1), gates_in.dtype)
-  return _lstm_scan(recurrent_input, gates_in, kernel, valid)
-
-
-def _zero_state(gates_in):
-  return jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,), gates_in.dtype)
+  if initial is None:
+    zeros = jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,), gates_in.dtype)
+    initial = (zeros, zeros)
+  hidden, final = _lstm_scan(recurrent_input, gates_in, kernel, valid, *initial)
+  return (hidden, final) if return_final else hidden
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lstm_scan(recurrent_input, gates_in, kernel, valid):
+def _lstm_scan(recurrent_input, gates_in, kernel, valid, initial_cell, initial_hidden):
   def step(carry, inputs):
     cell, hidden = carry
     gates, v = inputs
     cell, hidden, _, _ = _lstm_step(gates + recurrent_input(hidden, kernel), cell, v)
     return (cell, hidden), hidden
 
-  zeros = _zero_state(gates_in)
-  return jax.lax.scan(step, (zeros, zeros), (gates_in, valid))[1]
+  final, hidden = jax.lax.scan(step, (initial_cell, initial_hidden), (gates_in, valid))
+  return hidden, final
 
 
-def _lstm_scan_fwd(recurrent_input, gates_in, kernel, valid):
+def _lstm_scan_fwd(recurrent_input, gates_in, kernel, valid, initial_cell, initial_hidden):
   def step(carry, inputs):
     prev_cell, hidden = carry
     gates, v = inputs
     cell, hidden, t, tanh_cell = _lstm_step(gates + recurrent_input(hidden, kernel), prev_cell, v)
     return (cell, hidden), (hidden, t, prev_cell, tanh_cell)
 
-  zeros = _zero_state(gates_in)
-  _, (hidden, t, prev_cell, tanh_cell) = jax.lax.scan(step, (zeros, zeros), (gates_in, valid))
-  return hidden, (hidden, t, prev_cell, tanh_cell, kernel, valid)
+  final, (hidden, t, prev_cell, tanh_cell) = jax.lax.scan(
+      step, (initial_cell, initial_hidden), (gates_in, valid))
+  return (hidden, final), (hidden, t, prev_cell, tanh_cell, kernel, valid, initial_hidden)
 
 
-def _lstm_scan_bwd(recurrent_input, residuals, d_hidden_out):
-  hidden, t, prev_cell, tanh_cell, kernel, valid = residuals
+def _lstm_scan_bwd(recurrent_input, residuals, cotangents):
+  hidden, t, prev_cell, tanh_cell, kernel, valid, initial_hidden = residuals
+  d_hidden_out, (d_final_cell, d_final_hidden) = cotangents
   zeros = jnp.zeros_like(hidden[0])
   transpose_state = jax.linear_transpose(lambda h: recurrent_input(h, kernel), zeros)
 
@@ -146,11 +151,13 @@ def _lstm_scan_bwd(recurrent_input, residuals, d_hidden_out):
     (d_prev_hidden,) = transpose_state(d_gates)
     return (d_prev_cell, d_prev_hidden), d_gates
 
-  _, d_gates = jax.lax.scan(step, (zeros, zeros),
-                            (d_hidden_out, t, prev_cell, tanh_cell, valid), reverse=True)
-  prev_hidden = jnp.concatenate([zeros[None], hidden[:-1]])
+  # The final states' cotangents enter as those of the states after the last step.
+  (d_initial_cell, d_initial_hidden), d_gates = jax.lax.scan(
+      step, (d_final_cell, d_final_hidden),
+      (d_hidden_out, t, prev_cell, tanh_cell, valid), reverse=True)
+  prev_hidden = jnp.concatenate([initial_hidden[None], hidden[:-1]])
   (d_kernel,) = jax.linear_transpose(lambda k: recurrent_input(prev_hidden, k), kernel)(d_gates)
-  return d_gates, d_kernel, jnp.zeros_like(valid)
+  return d_gates, d_kernel, jnp.zeros_like(valid), d_initial_cell, d_initial_hidden
 
 
 _lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)

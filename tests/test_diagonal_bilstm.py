@@ -5,9 +5,10 @@ import pytest
 from flax import nnx
 
 import causality
-from pixelrnn.diagonal_bilstm import (DiagonalBiLSTM, DiagonalBiLSTMLayer, shift_down, skew,
-                                      unskew)
-from pixelrnn.recurrent_stack import RecurrentStack
+from pixelrnn.diagonal_bilstm import (DiagonalBiLSTM, DiagonalBiLSTMLayer, column_state_to_state,
+                                      phased_lstm_scan, scan_phases, shift_down, skew,
+                                      skewed_validity, unskew)
+from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
 def test_skew_shifts_each_row_right_by_its_index():
@@ -125,3 +126,37 @@ def test_without_the_right_to_left_shift_the_model_sees_the_future():
 def test_shift_down_moves_rows_and_zeroes_the_first():
   x = jnp.arange(6.0).reshape(1, 3, 2, 1)
   np.testing.assert_array_equal(shift_down(x)[0, :, :, 0], [[0, 0], [0, 1], [2, 3]])
+
+
+@pytest.mark.parametrize("h, w", [(28, 28), (5, 8), (8, 5), (1, 6), (6, 1)])
+@pytest.mark.parametrize("num_phases", [2, 4, 7])
+def test_scan_phases_cover_every_in_image_state_and_the_row_each_phase_reads_first(h, w, num_phases):
+  valid = skewed_validity(h, w)  # (W + H - 1, H)
+  phases = scan_phases(h, w, num_phases)
+  assert phases[0][0] == 0 and phases[-1][1] == w + h - 1
+  assert all(a[1] == b[0] for a, b in zip(phases, phases[1:])), "consecutive columns"
+  for t0, t1, lo, hi in phases:
+    rows = np.nonzero(valid[t0:t1].any(axis=0))[0]
+    assert lo <= rows.min() and rows.max() < hi
+    top = np.nonzero(valid[t0])[0].min()
+    if top > 0 and t0 > 0:  # The first column's top state reads the one above it, from t0 - 1.
+      assert valid[t0 - 1, top - 1] and lo <= top - 1
+  cells = sum((t1 - t0) * (hi - lo) for t0, t1, lo, hi in scan_phases(28, 28, 4))
+  assert cells < 0.76 * 55 * 28, "the phases skip about a quarter of the skewed map"
+
+
+@pytest.mark.parametrize("h, w", [(6, 6), (4, 7), (7, 4)])
+def test_the_phased_scan_equals_one_scan_and_so_do_its_gradients(h, w):
+  keys = jax.random.split(jax.random.key(0), 3)
+  gates = jax.random.normal(keys[0], (w + h - 1, 2, 3, h, 4 * 5))
+  kernel = 0.5 * jax.random.normal(keys[1], (2, 10, 20))
+  weights = jax.random.normal(keys[2], (w + h - 1, 2, 3, h, 5))
+  valid = jnp.asarray(skewed_validity(h, w))[:, None, None, :, None]
+  one = lambda g, k: lstm_scan(g, k, column_state_to_state, valid)
+  loss = lambda fn: lambda g, k: jnp.sum(weights * jnp.tanh(fn(g, k)))
+  for num_phases in (3, 5):
+    phased = lambda g, k: phased_lstm_scan(g, k, valid, num_phases)
+    np.testing.assert_allclose(phased(gates, kernel), one(gates, kernel), rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.grad(loss(phased), (0, 1))(gates, kernel),
+                    jax.grad(loss(one), (0, 1))(gates, kernel)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -80,3 +80,24 @@ def test_lstm_scan_and_its_gradients_match_autodiff_of_the_textbook_recurrence(l
   ref = jax.grad(lambda g, k: loss(reference_scan, g, k), argnums=(0, 1))(gates_in, kernel)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_scan_split_in_two_through_its_final_state_equals_one_scan_with_gradients():
+  keys = jax.random.split(jax.random.key(5), 3)
+  gates_in = jax.random.normal(keys[0], (7, 2, 5, 12))
+  kernel = 0.5 * jax.random.normal(keys[1], (9, 12))
+  weights = jax.random.normal(keys[2], (7, 2, 5, 3))
+
+  def split(g, k):
+    first, carry = lstm_scan(g[:3], k, row_state_to_state, return_final=True)
+    return jnp.concatenate([first, lstm_scan(g[3:], k, row_state_to_state, initial=carry)])
+
+  whole = lambda g, k: lstm_scan(g, k, row_state_to_state)
+  np.testing.assert_allclose(split(gates_in, kernel), whole(gates_in, kernel), rtol=1e-6, atol=1e-7)
+  loss = lambda fn: lambda g, k: jnp.sum(weights * jnp.tanh(fn(g, k)))
+  for a, b in zip(jax.grad(loss(split), (0, 1))(gates_in, kernel),
+                  jax.grad(loss(whole), (0, 1))(gates_in, kernel)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # The final state is the last step's.
+  hidden, (cell, last) = lstm_scan(gates_in, kernel, row_state_to_state, return_final=True)
+  np.testing.assert_array_equal(last, hidden[-1])
