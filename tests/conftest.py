@@ -22,3 +22,14 @@ def shared_data() -> pathlib.Path:
   if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
     pytest.skip(f"needs the shared real datasets at {SHARED_DATA} (absent on this machine)")
   return SHARED_DATA
+
+
+def short_adam_run(config, num_steps: int):
+  """Sets `config` to a short Adam run of batch 32 that evaluates (and checkpoints)
+  once, at the end: the real-learning tests' schedule. Returns `config`."""
+  training = config.training
+  training.batch_size, training.num_steps, training.log_every_steps = 32, num_steps, 100
+  training.eval_every_steps = training.checkpoint_every_steps = num_steps
+  training.eval_batch_size, training.ema_decay = 1000, 0.99
+  config.optimizer.name, config.optimizer.learning_rate = "adam", 2e-3
+  return config

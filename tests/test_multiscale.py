@@ -12,6 +12,7 @@ from flax import nnx
 from scipy import stats
 
 import causality
+from conftest import short_adam_run
 from pixelrnn import data as data_lib
 from pixelrnn import defaults, likelihood, models, multiscale, sampling, train
 
@@ -223,15 +224,7 @@ def test_real_binarized_mnist_learning_lowers_both_parts(tmp_path):
   ms.factor, ms.conditioning_dim = 2, 16
   ms.small.hidden_dim, ms.small.num_layers, ms.small.output_dim = 16, 2, 32
   config.data.eval_split = "validation"
-  config.training.batch_size = 32
-  config.training.num_steps = 300
-  config.training.log_every_steps = 100
-  config.training.eval_every_steps = 300
-  config.training.eval_batch_size = 1000
-  config.training.checkpoint_every_steps = 300
-  config.training.ema_decay = 0.99
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 2e-3
+  short_adam_run(config, num_steps=300)
 
   valid = data_lib.load_binarized_mnist("validation")
   trainer = train.Trainer(config, valid.image_shape, valid.num_levels, train.make_mesh())

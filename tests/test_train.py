@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import short_adam_run
 from pixelrnn import data as data_lib
 from pixelrnn import defaults, metric_writers, train
 
@@ -61,15 +62,7 @@ def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
   config.model.hidden_dim = 16
   config.model.num_layers = 3
   config.model.output_dim = 32
-  config.training.batch_size = 32
-  config.training.num_steps = 400
-  config.training.log_every_steps = 50
-  config.training.eval_every_steps = 400
-  config.training.eval_batch_size = 1000
-  config.training.checkpoint_every_steps = 400
-  config.training.ema_decay = 0.99
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 2e-3
+  short_adam_run(config, num_steps=400)
 
   test = data_lib.load_binarized_mnist("test")
   trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
