@@ -337,6 +337,13 @@ def _cached_sampler(model):
   return None
 
 
+def _refuse_multiscale(model) -> None:
+  from pixelrnn.multiscale import MultiScale
+  if isinstance(model, MultiScale):
+    raise ValueError("A multi-scale model samples in two stages: use multiscale.sample or "
+                     "multiscale.complete instead of sampling.sample or sampling.complete.")
+
+
 def has_cached_sampler(model) -> bool:
   """Whether `sample` can use an incremental sampler for this model."""
   return _cached_sampler(model) is not None
@@ -352,6 +359,7 @@ def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, i
   choice only changes the speed. `conditioning` (B, H, W, c) is passed to a
   conditional model; `fixed` (H, W) marks pixels copied from `images`.
   """
+  _refuse_multiscale(model)
   kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature,
                 images=images, num_observed=num_observed, fixed=fixed)
   if cached and has_cached_sampler(model):
@@ -379,6 +387,7 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
   Returns:
     (N, num_completions, H, W, C) int32; observed sub-pixels equal `images` exactly.
   """
+  _refuse_multiscale(model)
   images = jnp.asarray(images)
   if images.ndim != 4:
     raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}.")

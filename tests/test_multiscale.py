@@ -140,6 +140,14 @@ def test_samples_copy_the_small_sample_and_cached_equals_reference(large):
   np.testing.assert_array_equal(small, alone)
 
 
+def test_the_single_stage_samplers_refuse_a_multiscale_model_and_say_what_to_use():
+  model = tiny_multiscale((2, 2, 1), 2)
+  with pytest.raises(ValueError, match="use multiscale.sample or multiscale.complete"):
+    sampling.sample(model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1))
+  with pytest.raises(ValueError, match="use multiscale.sample or multiscale.complete"):
+    sampling.complete(model, jax.random.key(0), jnp.zeros((1, 2, 2, 1), jnp.int32), observed_rows=1)
+
+
 def test_multiscale_samples_follow_the_exact_distribution():
   shape = (2, 2, 1)
   model = tiny_multiscale(shape, 2, large="row_lstm")
