@@ -116,11 +116,6 @@ def column_state_to_state(hidden: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.einsum("...dbhk,dkn->...dbhn", jnp.concatenate([above, hidden], -1), kernel)
 
 
-def _masked_matrix(conv: masks.MaskedConv) -> tuple[jax.Array, jax.Array]:
-  """The (in, out) kernel times mask and the (out,) bias of a 1x1 MaskedConv."""
-  return (conv.conv.kernel[...] * conv.conv.mask[...])[0, 0], conv.conv.bias[...]
-
-
 def shift_down(x: jax.Array) -> jax.Array:
   """(B, H, W, C) -> (B, H, W, C): row i takes row i - 1; row 0 is zero."""
   return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
@@ -160,10 +155,10 @@ class DiagonalBiLSTMLayer(nnx.Module):
     # input and its mirror image, stacked on a leading axis (on CPU, two convolutions
     # whose outputs are then stacked cost ~25% more per layer, mostly in the backward
     # pass).
-    kernels, biases = zip(*(_masked_matrix(conv) for conv in
+    kernels, biases = zip(*(conv.weights() for conv in
                             (self.input_to_state_lr, self.input_to_state_rl)))
     inputs = jnp.stack([x, x[:, :, ::-1]])  # (2, B, H, W, F)
-    gates = (jnp.einsum("dbhwf,dfn->dbhwn", inputs, jnp.stack(kernels))
+    gates = (jnp.einsum("dbhwf,dfn->dbhwn", inputs, jnp.stack(kernels)[:, 0, 0])
              + jnp.stack(biases)[:, None, None, None])
     if conditioning is not None or self.conditioning_lr is not None:
       flipped = None if conditioning is None else conditioning[:, :, ::-1]

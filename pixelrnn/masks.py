@@ -113,3 +113,7 @@ class MaskedConv(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv(x)
+
+  def weights(self) -> tuple[jax.Array, jax.Array]:
+    """The masked kernel (kh, kw, in, out) and the bias (out,) that `__call__` applies."""
+    return self.conv.kernel[...] * self.conv.mask[...], self.conv.bias[...]

@@ -95,15 +95,9 @@ def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
   return jax.lax.fori_loop(num_observed, h * w * c, body, images)
 
 
-def _weights(masked_conv) -> tuple[jax.Array, jax.Array]:
-  """(kernel * mask (kh, kw, in, out), bias (out,)) of a MaskedConv."""
-  conv = masked_conv.conv
-  return conv.kernel[...] * conv.mask[...], conv.bias[...]
-
-
 def _apply_at(window: jax.Array, masked_conv) -> jax.Array:
   """One kernel application: window (B, kh, kw, in) -> (B, out)."""
-  kernel, bias = _weights(masked_conv)
+  kernel, bias = masked_conv.weights()
   return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
 
 
