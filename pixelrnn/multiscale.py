@@ -159,12 +159,9 @@ def complete(model: MultiScale, key: jax.Array, images: jax.Array, *, observed_r
   Returns:
     (N, num_completions, H, W, C) int32; the observed rows equal `images` exactly.
   """
-  images = jnp.asarray(images)
-  if images.ndim != 4 or not jnp.issubdtype(images.dtype, jnp.integer):
-    raise ValueError(f"images must be integer (N, H, W, C), got {images.dtype} {images.shape}.")
+  images = sampling.integer_images(images)
   n, h, w, c = images.shape
-  if not 0 <= observed_rows <= h:
-    raise ValueError(f"observed_rows must be in [0, {h}], got {observed_rows}.")
+  sampling.check_observed_rows(observed_rows, h)
   f = model.factor
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
   small_rows = -(-observed_rows // f)  # Subsample rows 0, f, 2f, ... below observed_rows.

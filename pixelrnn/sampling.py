@@ -362,6 +362,21 @@ def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, i
   return sample_reference(apply_fn, key, **kwargs)
 
 
+def integer_images(images) -> jax.Array:
+  """Images to complete, checked: an integer (N, H, W, C) array."""
+  images = jnp.asarray(images)
+  if images.ndim != 4:
+    raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}.")
+  if not jnp.issubdtype(images.dtype, jnp.integer):
+    raise ValueError(f"images must hold integer levels, got dtype {images.dtype}.")
+  return images
+
+
+def check_observed_rows(observed_rows: int, height: int) -> None:
+  if not 0 <= observed_rows <= height:
+    raise ValueError(f"observed_rows must be in [0, {height}], got {observed_rows}.")
+
+
 def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
              observed_pixels: int | None = None, observed_rows: int | None = None,
              num_completions: int = 1,
@@ -382,11 +397,7 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
     (N, num_completions, H, W, C) int32; observed sub-pixels equal `images` exactly.
   """
   _refuse_multiscale(model)
-  images = jnp.asarray(images)
-  if images.ndim != 4:
-    raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}.")
-  if not jnp.issubdtype(images.dtype, jnp.integer):
-    raise ValueError(f"images must hold integer levels, got dtype {images.dtype}.")
+  images = integer_images(images)
   n, h, w, c = images.shape
   total = h * w * c
   given = [a is not None for a in (num_observed, observed_pixels, observed_rows, observed_mask)]
@@ -398,8 +409,7 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
       raise ValueError(f"observed_pixels must be in [0, {h * w}], got {observed_pixels}.")
     num_observed = observed_pixels * c
   if observed_rows is not None:
-    if not 0 <= observed_rows <= h:
-      raise ValueError(f"observed_rows must be in [0, {h}], got {observed_rows}.")
+    check_observed_rows(observed_rows, h)
     num_observed = observed_rows * w * c
   if observed_mask is not None:
     flat = jnp.asarray(observed_mask, bool).reshape(-1)
