@@ -99,10 +99,13 @@ class MultiScale(nnx.Module):
 
 
 def part_dims(image_shape: tuple[int, int, int], factor: int) -> dict[str, int]:
-  """Sub-pixels each NLL term scores: "nll" H*W*C = "small_nll" + "large_nll"."""
+  """Sub-pixels each NLL term (`nll_terms`) scores: "nll" H*W*C, and for factor f >= 2
+  also "small_nll" + "large_nll" = H*W*C."""
+  total = math.prod(image_shape)
+  if factor == 1:
+    return {"nll": total}
   height, width, channels = image_shape
   small = (height // factor) * (width // factor) * channels
-  total = math.prod(image_shape)
   return {"nll": total, "small_nll": small, "large_nll": total - small}
 
 

@@ -74,13 +74,13 @@ def make_train_optimizer(config) -> optax.GradientTransformation:
   tx = make_optimizer(config.optimizer, config.training.num_steps)
   if not is_multiscale(config) or config.training.multiscale_objective == "joint":
     return tx
-  other = make_optimizer(config.optimizer, config.training.num_steps)
 
   def labels(params):
     return jax.tree_util.tree_map_with_path(
         lambda path, _: "small" if path[0].key == "small" else "large", params)
 
-  return optax.multi_transform({"small": tx, "large": other}, labels)
+  # multi_transform keeps a separate state for each label's parameters.
+  return optax.multi_transform({"small": tx, "large": tx}, labels)
 
 
 def loss_weights(config, image_shape: tuple[int, int, int]) -> dict[str, float]:
@@ -89,10 +89,10 @@ def loss_weights(config, image_shape: tuple[int, int, int]) -> dict[str, float]:
   The whole image's NLL per sub-pixel, or for a multi-scale model trained
   "separate"ly each part's NLL per sub-pixel it scores.
   """
+  dims = multiscale.part_dims(image_shape, config.model.multiscale.factor)
   if is_multiscale(config) and config.training.multiscale_objective == "separate":
-    dims = multiscale.part_dims(image_shape, config.model.multiscale.factor)
     return {"small_nll": 1.0 / dims["small_nll"], "large_nll": 1.0 / dims["large_nll"]}
-  return {"nll": 1.0 / math.prod(image_shape)}
+  return {"nll": 1.0 / dims["nll"]}
 
 
 def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
@@ -214,10 +214,7 @@ class Trainer:
       sums = self.eval_step(self.model, params, self.shard_batch(batch), self.shard_batch(valid))
       for k, v in jax.device_get(sums).items():
         totals[k] = totals.get(k, 0.0) + float(v)
-    if is_multiscale(self.config):
-      dims = multiscale.part_dims(self.image_shape, self.config.model.multiscale.factor)
-    else:
-      dims = {"nll": math.prod(self.image_shape)}
+    dims = multiscale.part_dims(self.image_shape, self.config.model.multiscale.factor)
     metrics = {}
     for k in sorted(totals, key=lambda k: (k != "nll", k)):  # The whole image's NLL first.
       nats = totals[k] / images.shape[0]
