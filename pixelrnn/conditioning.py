@@ -18,6 +18,9 @@ from flax import nnx
 
 from pixelrnn import likelihood
 
+_UNCONDITIONAL = ("This model was built without conditioning (conditioning_dim=0) but was "
+                  "given a conditioning map.")
+
 
 def projection(conditioning_dim: int, features: int, rngs: nnx.Rngs) -> nnx.Linear | None:
   """The c -> features bias projection of one layer, or None when unconditional."""
@@ -36,8 +39,7 @@ def add_bias(pre_activation: jax.Array, layer_projection: nnx.Linear | None,
   """
   if layer_projection is None:
     if conditioning is not None:
-      raise ValueError("This model was built without conditioning (conditioning_dim=0) but "
-                       "was given a conditioning map.")
+      raise ValueError(_UNCONDITIONAL)
     return pre_activation
   if conditioning is None:
     raise ValueError(f"This model is conditional: it needs a conditioning map with "
@@ -51,8 +53,7 @@ def check_map(conditioning: jax.Array | None, images_shape: tuple[int, ...],
   if conditioning is None:
     return
   if conditioning_dim == 0:
-    raise ValueError("This model was built without conditioning (conditioning_dim=0) but "
-                     "was given a conditioning map.")
+    raise ValueError(_UNCONDITIONAL)
   expected = tuple(images_shape[:3]) + (conditioning_dim,)
   if tuple(conditioning.shape) != expected:
     raise ValueError(f"The conditioning map must have shape {expected} for images of shape "
