@@ -43,12 +43,24 @@ class RowLSTMLayer(nnx.Module):
     # (H, B, W, 4h) for all rows at once. The 1x3 kernel never mixes its height axis,
     # so applying it to the row-major (H, B, W, F) input is exact, and the narrower
     # input is transposed instead of the 4h gate pre-activations.
-    gates_in = self.input_to_state(jnp.moveaxis(x, 1, 0))
+    gates_in = row_input_to_state(jnp.moveaxis(x, 1, 0), *self.input_to_state.weights())
     if conditioning is not None:
       conditioning = jnp.moveaxis(conditioning, 1, 0)
     gates_in = conditioning_lib.add_bias(gates_in, self.conditioning, conditioning)
     hidden = lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
     return jnp.moveaxis(hidden, 0, 1)
+
+
+def row_input_to_state(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """The 1x3 mask-B convolution along each row: (..., W, F) -> (..., W, 4h).
+
+  kernel: (1, 3, F, 4h), already masked, so its right tap (the pixel to the right, in
+  the future) is zero: the convolution is one matmul over [x(j - 1), x(j)], a third
+  fewer multiplications than the 1x3 convolution.
+  """
+  left = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 0), (0, 0)])[..., :-1, :]
+  in_features = x.shape[-1]
+  return jnp.concatenate([left, x], -1) @ kernel[0, :2].reshape(2 * in_features, -1) + bias
 
 
 def row_state_to_state(hidden: jax.Array, kernel: jax.Array) -> jax.Array:

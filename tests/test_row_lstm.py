@@ -4,7 +4,7 @@ import pytest
 from flax import nnx
 
 import causality
-from pixelrnn.row_lstm import RowLSTM, RowLSTMLayer
+from pixelrnn.row_lstm import RowLSTM, RowLSTMLayer, row_input_to_state
 
 
 def row_lstm_layer_field(h, w, c):
@@ -22,6 +22,14 @@ def row_lstm_layer_field(h, w, c):
           field[i, j, g, i, j - 1, :] = True
         field[i, j, g, i, j, :g + 1] = True
   return field
+
+
+@pytest.mark.parametrize("num_channels", [1, 3])
+def test_input_to_state_matmul_equals_the_masked_1x3_convolution(num_channels):
+  layer = RowLSTMLayer(6, 4, num_channels=num_channels, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (2, 4, 5, 6))
+  np.testing.assert_allclose(row_input_to_state(x, *layer.input_to_state.weights()),
+                             layer.input_to_state(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("num_channels", [1, 3])
