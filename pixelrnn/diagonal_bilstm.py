@@ -128,6 +128,8 @@ class DiagonalBiLSTMLayer(nnx.Module):
   pixels (i, j' < j), and at (i, j) the groups <= g.
   """
 
+  layout = (0, 1, 2, 3)  # Maps batch first, as given: see `RecurrentStack`.
+
   def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
                conditioning_dim: int = 0, num_phases: int = 4):
     self.hidden_dim = hidden_dim

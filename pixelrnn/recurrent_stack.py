@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
@@ -169,7 +170,11 @@ class RecurrentStack(nnx.Module):
   `layer_factory(in_features, hidden_dim, num_channels=..., conditioning_dim=...,
   rngs=...)` builds one recurrent layer mapping (B, H, W, in_features) and an optional
   (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g hidden units at
-  pixel p see only sub-pixels before (p, g).
+  pixel p see only sub-pixels before (p, g). The factory's `layout`, a permutation of
+  the axes (B, H, W, features), is the order in which its layers take and return these
+  maps: the stack permutes the maps once after the first layer and back once before
+  the head, rather than each layer twice (the 1x1 projections and the residual sums
+  are indifferent to the order).
   """
 
   def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
@@ -179,6 +184,7 @@ class RecurrentStack(nnx.Module):
     self.conditioning_dim = conditioning_dim
     self.residual = residual
     self.skip = skip
+    self.layout = tuple(int(axis) for axis in layer_factory.layout)
     features = 2 * hidden_dim
     self.input_conv = MaskedConv(num_channels, features, (7, 7), num_channels=num_channels,
                                  mask_type="A", rngs=rngs)
@@ -199,9 +205,12 @@ class RecurrentStack(nnx.Module):
     conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
     x = self.input_conv(likelihood.to_model_input(images, self.num_levels))
     x = conditioning_lib.add_bias(x, self.input_conditioning, conditioning)
+    x = jnp.transpose(x, self.layout)
+    if conditioning is not None:
+      conditioning = jnp.transpose(conditioning, self.layout)
     skip_sum = jnp.zeros_like(x)
     for layer, projection in zip(self.layers, self.projections):
       out = projection(layer(x, conditioning))
       x = x + out if self.residual else out
       skip_sum = skip_sum + x
-    return self.head(skip_sum if self.skip else x)
+    return self.head(jnp.transpose(skip_sum if self.skip else x, np.argsort(self.layout)))

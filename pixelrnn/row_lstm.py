@@ -25,7 +25,13 @@ from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
 class RowLSTMLayer(nnx.Module):
-  """(B, H, W, in_features) -> (B, H, W, hidden_dim) hidden states."""
+  """(H, B, W, in_features) -> (H, B, W, hidden_dim) hidden states, rows first.
+
+  The maps are row-major so that the scan over rows reads and writes them without
+  transposes; `RecurrentStack` permutes them once for all layers (`layout`).
+  """
+
+  layout = (1, 0, 2, 3)
 
   def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
                conditioning_dim: int = 0):
@@ -39,16 +45,10 @@ class RowLSTMLayer(nnx.Module):
     self.state_to_state = nnx.Param(init(rngs.params(), (3 * hidden_dim, 4 * hidden_dim)))
 
   def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
-    """x (B, H, W, F); conditioning (B, H, W, c) for a conditional layer."""
-    # (H, B, W, 4h) for all rows at once. The 1x3 kernel never mixes its height axis,
-    # so applying it to the row-major (H, B, W, F) input is exact, and the narrower
-    # input is transposed instead of the 4h gate pre-activations.
-    gates_in = row_input_to_state(jnp.moveaxis(x, 1, 0), *self.input_to_state.weights())
-    if conditioning is not None:
-      conditioning = jnp.moveaxis(conditioning, 1, 0)
+    """x (H, B, W, F); conditioning (H, B, W, c) for a conditional layer."""
+    gates_in = row_input_to_state(x, *self.input_to_state.weights())  # (H, B, W, 4h)
     gates_in = conditioning_lib.add_bias(gates_in, self.conditioning, conditioning)
-    hidden = lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
-    return jnp.moveaxis(hidden, 0, 1)
+    return lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
 
 
 def row_input_to_state(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:

@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -38,7 +39,7 @@ def test_row_lstm_layer_sees_exactly_the_triangle(num_channels):
   layer = RowLSTMLayer(num_channels, 2 * num_channels, num_channels=num_channels, rngs=nnx.Rngs(0))
 
   def as_logits(x):  # Hidden group g read as the 2 "logits" of channel g.
-    out = layer(x)
+    out = jnp.moveaxis(layer(jnp.moveaxis(x, 1, 0)), 0, 1)  # The layer takes rows first.
     return out.reshape(*out.shape[:3], num_channels, 2)
 
   x = jax.random.normal(jax.random.key(1), (3, h, w, num_channels))
