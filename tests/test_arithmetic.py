@@ -6,7 +6,6 @@ import runpy
 import jax
 import jax.numpy as jnp
 import pytest
-
 from conftest import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location("arithmetic", REPO_ROOT / "experiments" / "arithmetic.py")
