@@ -172,7 +172,7 @@ class RecurrentStack(nnx.Module):
   (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g hidden units at
   pixel p see only sub-pixels before (p, g). The factory's `layout`, a permutation of
   the axes (B, H, W, features), is the order in which its layers take and return these
-  maps: the stack permutes the maps once after the first layer and back once before
+  maps: the stack permutes the maps once after the 7x7 input layer and back once before
   the head, rather than each layer twice (the 1x1 projections and the residual sums
   are indifferent to the order).
   """
