@@ -82,7 +82,7 @@ class ConditioningNetwork(nnx.Module):
         kernel_size=(factor, factor), strides=(factor, factor), padding="VALID", rngs=rngs)
 
   def __call__(self, small_images: jax.Array) -> jax.Array:
-    h = likelihood.to_model_input(small_images, self.num_levels)
+    h = likelihood.to_model_input(small_images, self.num_levels, self.upsample.kernel.dtype)
     for conv in self.embedding:
       h = jax.nn.relu(conv(h))
     return self.upsample(h)

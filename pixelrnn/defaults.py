@@ -11,6 +11,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from pixelrnn import data as data_lib
+from pixelrnn import precision
 
 MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -61,6 +62,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.training.checkpoint_every_steps = 1_000
   config.training.max_checkpoints_to_keep = 3
   config.training.ema_decay = 0.9995
+  # How the train step computes: "float32", "tf32" (TensorFloat-32 matrix units, the
+  # GPU default) or "bfloat16" (bf16 compute, float32 parameters, optimizer state and
+  # loss). Evaluation and sampling always compute full float32 (pixelrnn/precision.py).
+  config.training.precision = "tf32"
   # Multi-scale only. "joint": one optimizer on the whole image's NLL. "separate": the
   # small network and the conditional one (with its conditioning network) each get
   # their own optimizer state and gradient clipping, on their own part's NLL per
@@ -115,6 +120,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_choice("model.name", config.model.name, MODELS)
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+  _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
   _check_choice("training.multiscale_objective", config.training.multiscale_objective,
                 MULTISCALE_OBJECTIVES)
   ms = config.model.multiscale

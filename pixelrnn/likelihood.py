@@ -44,9 +44,13 @@ def bits_per_dim(nats_per_image, num_dims: int):
   return nats_per_image / (num_dims * math.log(2.0))
 
 
-def to_model_input(images: jax.Array, num_levels: int) -> jax.Array:
-  """Maps integer levels [0, K) to floats in [-1, 1]: (B,H,W,C) -> (B,H,W,C) float32."""
-  return images.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
+def to_model_input(images: jax.Array, num_levels: int, dtype=jnp.float32) -> jax.Array:
+  """Maps integer levels [0, K) to floats in [-1, 1]: (B,H,W,C) -> (B,H,W,C) `dtype`.
+
+  Models pass the dtype of their parameters, so a network whose parameters were cast
+  to bfloat16 (see `precision.py`) computes in bfloat16 from its first layer on.
+  """
+  return (images.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0).astype(dtype)
 
 
 class OutputHead(nnx.Module):

@@ -114,6 +114,11 @@ class MaskedConv(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv(x)
 
+  @property
+  def dtype(self):
+    """The dtype of the kernel, which the layer computes in."""
+    return self.conv.kernel.dtype
+
   def weights(self) -> tuple[jax.Array, jax.Array]:
     """The masked kernel (kh, kw, in, out) and the bias (out,) that `__call__` applies."""
     return self.conv.kernel[...] * self.conv.mask[...], self.conv.bias[...]

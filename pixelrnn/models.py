@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx, struct
 
-from pixelrnn import multiscale
+from pixelrnn import multiscale, precision
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
@@ -66,6 +66,11 @@ class FunctionalModel:
     """Returns the functional model and the trainable `nnx.Param` state."""
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     return cls(graphdef, constants), params
+
+  def cast(self, dtype) -> "FunctionalModel":
+    """The same model with its floating constants (the masks, exact in any float
+    format) cast to `dtype`: with parameters cast alike it computes in `dtype`."""
+    return self.replace(constants=precision.cast_floating(self.constants, dtype))
 
   def merged(self, params: nnx.State) -> nnx.Module:
     """The model as an nnx.Module with `params` (e.g. the EMA parameters)."""

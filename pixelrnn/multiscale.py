@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pixelrnn import likelihood, sampling
+from pixelrnn import likelihood, precision, sampling
 from pixelrnn.conditioning import ConditioningNetwork
 
 
@@ -116,6 +116,7 @@ def nll_terms(model: nnx.Module, images: jax.Array) -> dict[str, jax.Array]:
   return {"nll": likelihood.nll_per_image(model(images), images)}
 
 
+@precision.full_precision
 def sample(model: MultiScale, key: jax.Array, *, num_samples: int,
            image_shape: tuple[int, int, int], temperature: float = 1.0, cached: bool = True,
            small_images: jax.Array | None = None, small_observed: int = 0,
@@ -151,6 +152,7 @@ def sample(model: MultiScale, key: jax.Array, *, num_samples: int,
   return small, large
 
 
+@precision.full_precision
 def complete(model: MultiScale, key: jax.Array, images: jax.Array, *, observed_rows: int,
              num_completions: int = 1, temperature: float = 1.0) -> jax.Array:
   """Completes images whose top `observed_rows` rows are observed.

@@ -64,7 +64,7 @@ class PixelCNN(nnx.Module):
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
     conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
-    h = self.input_conv(likelihood.to_model_input(images, self.num_levels))
+    h = self.input_conv(likelihood.to_model_input(images, self.num_levels, self.input_conv.dtype))
     h = conditioning_lib.add_bias(h, self.input_conditioning, conditioning)
     for block in self.blocks:
       h = block(h, conditioning)

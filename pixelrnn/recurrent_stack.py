@@ -107,6 +107,7 @@ def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
   """
   if valid is None:
     valid = jnp.ones((gates_in.shape[0],) + (1,) * (gates_in.ndim - 1), gates_in.dtype)
+  valid = jnp.asarray(valid, gates_in.dtype)  # The states keep the gates' dtype.
   if initial is None:
     zeros = jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,), gates_in.dtype)
     initial = (zeros, zeros)
@@ -203,7 +204,7 @@ class RecurrentStack(nnx.Module):
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
     conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
-    x = self.input_conv(likelihood.to_model_input(images, self.num_levels))
+    x = self.input_conv(likelihood.to_model_input(images, self.num_levels, self.input_conv.dtype))
     x = conditioning_lib.add_bias(x, self.input_conditioning, conditioning)
     x = jnp.transpose(x, self.layout)
     if conditioning is not None:

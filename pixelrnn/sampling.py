@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from pixelrnn import conditioning as conditioning_lib
-from pixelrnn import likelihood
+from pixelrnn import likelihood, precision
 from pixelrnn.recurrent_stack import lstm_cell
 
 ApplyFn = Callable[[jax.Array], jax.Array]  # (B, H, W, C) levels -> (B, H, W, C, K) logits.
@@ -62,6 +62,7 @@ def _draw_or_keep(key, n, logits, temperature, fixed_here, given):
   return jnp.where(fixed_here, given, draw(key, n, logits, temperature).astype(jnp.int32))
 
 
+@precision.full_precision
 def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
                      image_shape: tuple[int, int, int], temperature: float = 1.0,
                      images: jax.Array | None = None, num_observed: int = 0,
@@ -142,6 +143,7 @@ def _sample_incremental(pixel_fn, caches, num_levels: int, key: jax.Array, image
   return (current, logits_log) if return_logits else current
 
 
+@precision.full_precision
 def sample_pixelcnn_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
@@ -206,6 +208,7 @@ def _stack_sizes(model) -> tuple[int, int, int]:
   return len(model.layers), model.layers[0].hidden_dim, model.input_conv.conv.out_features
 
 
+@precision.full_precision
 def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
                            image_shape: tuple[int, int, int], temperature: float = 1.0,
                            images: jax.Array | None = None, num_observed: int = 0,
@@ -247,6 +250,7 @@ def sample_row_lstm_cached(model, key: jax.Array, *, num_samples: int,
                              images, num_observed, temperature, return_logits, fixed)
 
 
+@precision.full_precision
 def sample_diagonal_bilstm_cached(model, key: jax.Array, *, num_samples: int,
                                   image_shape: tuple[int, int, int], temperature: float = 1.0,
                                   images: jax.Array | None = None, num_observed: int = 0,
@@ -343,6 +347,7 @@ def has_cached_sampler(model) -> bool:
   return _cached_sampler(model) is not None
 
 
+@precision.full_precision
 def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, int, int],
            temperature: float = 1.0, images: jax.Array | None = None, num_observed: int = 0,
            cached: bool = True, conditioning: jax.Array | None = None,
@@ -377,6 +382,7 @@ def check_observed_rows(observed_rows: int, height: int) -> None:
     raise ValueError(f"observed_rows must be in [0, {height}], got {observed_rows}.")
 
 
+@precision.full_precision
 def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
              observed_pixels: int | None = None, observed_rows: int | None = None,
              num_completions: int = 1,

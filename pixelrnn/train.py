@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,7 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, likelihood, models, multiscale
+from pixelrnn import defaults, likelihood, models, multiscale, precision, stopping
 from pixelrnn.metric_writers import MetricWriter
 
 
@@ -104,18 +105,21 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
 
 def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
                tx: optax.GradientTransformation, ema_decay: float,
-               weights: dict[str, float] | None = None):
+               weights: dict[str, float] | None = None, compute_dtype=jnp.float32):
   """One optimisation step on a batch of (B, H, W, C) integer images.
 
   The loss is sum_k weights[k] * mean over the batch of NLL term k (nats); by default
-  the mean NLL per sub-pixel. Returns the new state and scalar metrics (nats per
-  image, bits/dim, gradient norm, and each part of a multi-scale model's NLL).
+  the mean NLL per sub-pixel. The network runs with its parameters and masks cast to
+  `compute_dtype`; gradients, optimizer state, EMA and loss are float32 (see
+  `precision.py`). Returns the new state and scalar metrics (nats per image,
+  bits/dim, gradient norm, and each part of a multi-scale model's NLL).
   """
   num_dims = math.prod(images.shape[1:])
   weights = {"nll": 1.0 / num_dims} if weights is None else weights
+  compute_model = model.cast(compute_dtype)
 
   def loss_fn(params):
-    terms = model.nll_terms(params, images)
+    terms = compute_model.nll_terms(precision.cast_floating(params, compute_dtype), images)
     return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
 
   (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -175,13 +179,17 @@ class Trainer:
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     self.model = jax.device_put(self.model, self.replicated)
     self._initial_params = params
+    policy = precision.policy(training.precision)
     self.train_step = jax.jit(
-        functools.partial(train_step, tx=self.tx, ema_decay=training.ema_decay,
-                          weights=loss_weights(self.config, self.image_shape)),
+        precision.traced_with(policy.matmul_precision, functools.partial(
+            train_step, tx=self.tx, ema_decay=training.ema_decay,
+            weights=loss_weights(self.config, self.image_shape),
+            compute_dtype=policy.compute_dtype)),
         in_shardings=(self.replicated, self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
+    # Whatever training.precision says: reported likelihoods are full float32.
     self.eval_step = jax.jit(
-        eval_step, in_shardings=(self.replicated, self.replicated, self.batch_sharding,
+        precision.full_precision(eval_step), in_shardings=(self.replicated, self.replicated, self.batch_sharding,
                                  self.batch_sharding),
         out_shardings=self.replicated)
 
@@ -307,11 +315,16 @@ def load_data(config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
-                       progress: bool = True) -> dict:
+                       progress: bool = True,
+                       should_stop: Callable[[int], str | None] | None = None) -> dict:
   """Trains until `config.training.num_steps`, resuming from workdir's latest checkpoint.
 
   Writes checkpoints to workdir/checkpoints, metrics to workdir/metrics.jsonl and
   workdir/tensorboard. Returns the final evaluation metrics (EMA parameters).
+
+  `should_stop(step)` is asked after every step (see `stopping.StopRequests`); when it
+  returns a reason, a checkpoint is saved at that step and `stopping.TrainingStopped`
+  is raised. Ctrl-C (KeyboardInterrupt) also saves a checkpoint before it propagates.
   """
   defaults.validate(config)
   check_workdir_config(workdir, config)
@@ -354,6 +367,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
                   f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
       if step % training.checkpoint_every_steps == 0 or step == training.num_steps:
         manager.save(step, args=ocp.args.StandardSave(state))
+      reason = None if should_stop is None or step == training.num_steps else should_stop(step)
+      if reason is not None:
+        if manager.latest_step() != step:
+          manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        manager.wait_until_finished()
+        raise stopping.TrainingStopped(step, reason)
   except KeyboardInterrupt:
     if manager.latest_step() != step:
       manager.save(step, args=ocp.args.StandardSave(state), force=True)

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import causality
-from pixelrnn import conditioning, sampling
+from pixelrnn import conditioning, precision, sampling
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
@@ -85,7 +85,7 @@ def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
   np.testing.assert_array_equal(cached, reference)
   np.testing.assert_array_equal(np.asarray(cached)[:, fixed], np.asarray(given)[:, fixed])
   assert not np.array_equal(np.asarray(cached)[:, ~fixed], np.asarray(given)[:, ~fixed])
-  full = np.asarray(model(jnp.asarray(cached, jnp.float32), cond))
+  full = np.asarray(precision.full_precision(model)(jnp.asarray(cached, jnp.float32), cond))
   expected = full.reshape(4, -1, num_levels).transpose(1, 0, 2)
   np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
   # The conditioning matters: another map gives other samples from the same key.

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 from scipy import stats
 
-from pixelrnn import likelihood, sampling
+from pixelrnn import likelihood, precision, sampling
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
@@ -100,8 +100,9 @@ def test_bad_temperature_and_shapes_are_refused():
 
 
 def full_forward_logits_per_step(model, images):
-  """(H*W*C, B, K): the full network's logits of every sub-pixel, in sampling order."""
-  logits = np.asarray(model(jnp.asarray(images, jnp.float32)))
+  """(H*W*C, B, K): the full network's logits of every sub-pixel, in sampling order,
+  at full float32 like the samplers (a GPU's default TF32 differs by ~1e-3)."""
+  logits = np.asarray(precision.full_precision(model)(jnp.asarray(images, jnp.float32)))
   b, h, w, c, k = logits.shape
   return logits.reshape(b, h * w * c, k).transpose(1, 0, 2)
 
