@@ -1,14 +1,19 @@
 """The command line: train, then evaluate, a few steps; bad configs fail clearly."""
 
 import json
+import runpy
+import signal
 import subprocess
 import sys
+import time
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
+from pixelrnn import data, train
 
 FEW_STEPS = ["--config.training.num_steps=4", "--config.training.checkpoint_every_steps=2",
              "--config.training.eval_batch_size=1000", "--config.data.eval_split=validation",
@@ -45,15 +50,20 @@ def test_launch_trains_then_evaluates_the_same_checkpoint(tmp_path):
   assert set(np.unique(picture[2:58, 2:58])) <= {0, 255}, "binary samples"
 
   inpainted = launch("--config=configs/quickstart.py", f"--workdir={workdir}", "--mode=inpaint",
-                     "--num_samples=3", "--num_completions=2", *FEW_STEPS)
+                     "--num_samples=3", "--num_completions=2", "--observed_rows=10", *FEW_STEPS)
   assert inpainted.returncode == 0, inpainted.stderr[-3000:]
   result = last_json(inpainted.stdout)
   figure = np.asarray(Image.open(result["png"]))
-  # 3 rows of [occluded, 2 completions, original].
+  # 3 rows of [occluded, 2 completions, original], from images spread over the split.
   assert figure.shape == (3 * (56 + 2) + 2, 4 * (56 + 2) + 2)
-  occluded, original = figure[2:58, 2:58], figure[2:58, 3 * 58 + 2:3 * 58 + 58]
-  np.testing.assert_array_equal(occluded[:28], original[:28])
-  assert (occluded[28:] == 128).all()
+  assert result["observed_rows"] == 10 and result["test_indices"] == [0, 5000, 9999]
+  validation = data.load_binarized_mnist("validation").images
+  for row, index in enumerate(result["test_indices"]):
+    top = 2 + 58 * row
+    occluded, original = figure[top:top + 56, 2:58], figure[top:top + 56, 3 * 58 + 2:3 * 58 + 58]
+    np.testing.assert_array_equal(original[::2, ::2], validation[index, :, :, 0] * 255)
+    np.testing.assert_array_equal(occluded[:20], original[:20])  # 10 rows, upscaled 2x.
+    assert (occluded[20:] == 128).all()
 
 
 def test_sampling_without_a_checkpoint_fails_clearly(tmp_path):
@@ -120,3 +130,46 @@ def test_a_multiscale_config_trains_samples_and_inpaints(tmp_path):
                      "--num_completions=2", *FEW_STEPS, *small)
   assert inpainted.returncode == 0, inpainted.stderr[-3000:]
   assert np.asarray(Image.open(last_json(inpainted.stdout)["png"])).shape == (2 * 58 + 2, 4 * 58 + 2)
+
+
+def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tmp_path):
+  # A constant learning rate, so a run's first s steps do not depend on num_steps.
+  settings = ["--config=configs/quickstart.py", "--config.model.num_layers=1",
+              "--config.optimizer.schedule=constant", "--config.training.log_every_steps=1",
+              "--config.training.checkpoint_every_steps=100000",
+              "--config.training.eval_every_steps=100000", "--config.data.eval_split=validation"]
+  workdir = tmp_path / "preempted"
+  process = subprocess.Popen([sys.executable, "launch.py", *settings, f"--workdir={workdir}",
+                              "--config.training.num_steps=100000"], cwd=REPO_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 5):
+      assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+      time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+  finally:
+    process.kill()
+  assert process.returncode == 143, stderr[-3000:]
+  assert "Traceback" not in stderr
+  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  step = train.checkpoint_manager(str(workdir), config).latest_step()
+  assert step is not None and step >= 5
+  assert f"Stopped (SIGTERM): saved a checkpoint at step {step}; rerun to resume." in stderr
+
+  final = f"--config.training.num_steps={step + 3}"
+  resumed = launch(*settings, f"--workdir={workdir}", final)
+  straight = launch(*settings, f"--workdir={tmp_path / 'straight'}", final)
+  assert resumed.returncode == 0 and straight.returncode == 0, resumed.stderr[-3000:]
+  assert last_json(resumed.stdout)["nll_nats"] == last_json(straight.stdout)["nll_nats"]
+  config.model.num_layers, config.training.num_steps = 1, step + 3
+  states = [restored_state(config, tmp_path / name) for name in ("preempted", "straight")]
+  assert int(states[0].step) == step + 3
+  jax.tree.map(np.testing.assert_array_equal, *states)
+
+
+def restored_state(config, workdir):
+  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  return jax.device_get(train.restore_state(trainer, train.checkpoint_manager(str(workdir), config)))

@@ -1,0 +1,89 @@
+"""Sample grids and completion figures from the EMA parameters of a workdir's latest checkpoint.
+
+Both sample with the cached samplers where the model has one, at full float32
+(`precision.py`), so the same seed gives the same pictures on any hardware.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from pixelrnn import data as data_lib
+from pixelrnn import images, multiscale, sampling, train
+
+
+def spread_indices(num_available: int, count: int) -> np.ndarray:
+  """`count` distinct indices spread evenly over [0, num_available), first and last included.
+
+  Test splits can be sorted (binarized MNIST's is by digit), so the first images of a
+  split would all look alike.
+  """
+  if not 1 <= count <= num_available:
+    raise ValueError(f"Cannot pick {count} images from {num_available}: need 1 <= count <= "
+                     f"{num_available}.")
+  return np.linspace(0, num_available - 1, count).round().astype(int)
+
+
+def write_samples(config, workdir: str, *, num_samples: int, temperature: float = 1.0,
+                  seed: int = 0, path: str | None = None) -> dict:
+  """Samples into `path` (default workdir/samples_<step>.png), 8 to a row.
+
+  A multi-scale model also writes its small-scale samples to <path>_small.png.
+  """
+  model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
+  network = model.merged(params)
+  kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature)
+  is_multiscale = isinstance(network, multiscale.MultiScale)
+  if is_multiscale:
+    draw = jax.jit(lambda key: multiscale.sample(network, key, **kwargs))
+    cached = all(sampling.has_cached_sampler(m) for m in (network.small, network.large))
+  else:
+    draw = jax.jit(lambda key: (sampling.sample(network, key, **kwargs),))
+    cached = sampling.has_cached_sampler(network)
+  start = time.perf_counter()
+  samples = jax.device_get(draw(jax.random.key(seed)))
+  seconds = time.perf_counter() - start
+  columns = min(8, num_samples)
+  path = path or os.path.join(workdir, f"samples_{step}.png")
+  images.save_grid(path, samples[-1], num_levels, columns=columns)
+  result = {"png": path}
+  if is_multiscale:
+    result["small_png"] = path.removesuffix(".png") + "_small.png"
+    images.save_grid(result["small_png"], samples[0], num_levels, columns=columns)
+  return {**result, "step": step, "num_samples": num_samples, "cached_sampler": cached,
+          "seconds": round(seconds, 2)}
+
+
+def write_completions(config, workdir: str, *, num_images: int, num_completions: int,
+                      observed_rows: int | None = None, temperature: float = 1.0, seed: int = 0,
+                      path: str | None = None) -> dict:
+  """The paper's completion figure into `path` (default workdir/completions_<step>.png).
+
+  `num_images` test images spread evenly over the eval split (`spread_indices`), each
+  shown occluded below its first `observed_rows` rows (default H // 2), then
+  `num_completions` completions, then the original.
+  """
+  model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
+  network = model.merged(params)
+  observed_rows = image_shape[0] // 2 if observed_rows is None else observed_rows
+  sampling.check_observed_rows(observed_rows, image_shape[0])
+  test_images = data_lib.load_dataset(config.data, config.data.eval_split).images
+  indices = spread_indices(test_images.shape[0], num_images)
+  originals = test_images[indices]
+  complete = (multiscale.complete if isinstance(network, multiscale.MultiScale)
+              else sampling.complete)
+  start = time.perf_counter()
+  completions = jax.device_get(complete(
+      network, jax.random.key(seed), originals, observed_rows=observed_rows,
+      num_completions=num_completions, temperature=temperature))
+  seconds = time.perf_counter() - start
+  figure = images.completion_figure(originals, completions, num_levels, observed_rows)
+  path = path or os.path.join(workdir, f"completions_{step}.png")
+  images.save_grid(path, figure, 256, columns=num_completions + 2)
+  return {"png": path, "step": step, "num_images": num_images,
+          "test_indices": [int(i) for i in indices], "num_completions": num_completions,
+          "observed_rows": observed_rows, "seconds": round(seconds, 2)}
