@@ -77,8 +77,14 @@ ROWS = (
 PIECES_FILE = "reproduce_pieces.jsonl"
 
 
-def load_config(row: Row):
-  return runpy.run_path(row.config_path())["get_config"]()
+def load_config(row: Row, data_dir: str | None = None, manual_dir: str | None = None):
+  """The row's config; TFDS's data_dir and manual_dir (offline builds) if given."""
+  config = runpy.run_path(row.config_path())["get_config"]()
+  if data_dir is not None:
+    config.data.data_dir = data_dir
+  if manual_dir is not None:
+    config.data.manual_dir = manual_dir
+  return config
 
 
 def cpu_model() -> str:
@@ -130,12 +136,13 @@ def read_record(results_dir: str, row: Row) -> dict | None:
 
 
 def run_row(row: Row, workroot: str, results_dir: str, *, stop: stopping.StopRequests,
-            command: str, progress: bool = True) -> dict | None:
-  """Trains `row` on from its workdir; returns its record if it finished, else None.
+            command: str, progress: bool = True, data_dir: str | None = None,
+            manual_dir: str | None = None) -> dict:
+  """Trains `row` on from its workdir to the end and returns its record.
 
   Raises stopping.TrainingStopped (after logging the piece) when `stop` ends the piece.
   """
-  config = load_config(row)
+  config = load_config(row, data_dir, manual_dir)
   workdir = os.path.join(workroot, row.name)
   start_step = latest_step(workdir, config)
   started = datetime.datetime.now(datetime.timezone.utc)
@@ -246,6 +253,9 @@ flags.DEFINE_float("time_budget_minutes", None, "Stop at a checkpoint once this 
                    "passed since the start (the running row's final evaluation and figures "
                    "are not interrupted); rerun to continue.")
 flags.DEFINE_integer("max_steps", None, "Steps each row may take in this invocation.")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir for the CIFAR-10 rows.")
+flags.DEFINE_string("manual_dir", None, "TFDS manual_dir holding cifar-10-binary.tar.gz, to build "
+                    "CIFAR-10 offline.")
 flags.DEFINE_bool("table_only", False, "Only rewrite paper_tables.md from the records.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
@@ -279,7 +289,8 @@ def main(argv):
     try:
       with stopping.StopRequests(deadline_s=deadline, max_steps=FLAGS.max_steps) as stop:
         record = run_row(row, FLAGS.workroot, FLAGS.results_dir, stop=stop, command=command,
-                         progress=FLAGS.progress)
+                         progress=FLAGS.progress, data_dir=FLAGS.data_dir,
+                         manual_dir=FLAGS.manual_dir)
     except stopping.TrainingStopped as stopped:
       print(f"{row.name}: {stopped}")
       if stopped.reason == "SIGTERM":
