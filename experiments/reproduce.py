@@ -59,7 +59,8 @@ ICML_T4 = "van den Oord et al. 2016, ICML, Table 4"
 ICML_T5 = "van den Oord et al. 2016, ICML, Table 5"
 ROWS = (
     Row("bmnist_pixelcnn", TABLE4, "PixelCNN", "configs/binarized_mnist_pixelcnn.py", 81.30,
-        "nats", "attributed to the paper (arXiv v3) by Gulrajani et al. 2016 (PixelVAE), Table 1"),
+        "nats", "attributed to the paper (likely its arXiv v3) by Gulrajani et al. 2016 "
+        "(PixelVAE), Table 1, and by Papers with Code; the network behind it is not given"),
     Row("bmnist_row_lstm", TABLE4, "Row LSTM", "configs/binarized_mnist_row_lstm.py", 80.54,
         "nats", "unverified: found in no public source"),
     Row("bmnist_diagonal_bilstm_1x32", TABLE4, "Diagonal BiLSTM, 1 layer, h=32",
