@@ -23,8 +23,9 @@ WIDTH, HEIGHT, MARGIN = 720, 440, 70
 
 
 def draw_curves(rows: list[dict], metric: str, title: str) -> Image.Image:
-  train = [(r["step"], r[metric]) for r in rows if r["split"] == "train" and metric in r]
-  evals = [(r["step"], r[metric]) for r in rows if r["split"] == "eval" and metric in r]
+  # A non-finite value is stored as null (None): it is not plotted.
+  train = [(r["step"], r[metric]) for r in rows if r["split"] == "train" and r.get(metric) is not None]
+  evals = [(r["step"], r[metric]) for r in rows if r["split"] == "eval" and r.get(metric) is not None]
   points = train + evals
   if not points:
     raise ValueError(f"No rows with metric {metric!r} to plot.")

@@ -7,6 +7,8 @@ that is not in the schema, or a value outside the valid choices, is rejected by
 
 from __future__ import annotations
 
+import difflib
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -66,6 +68,10 @@ def base_config() -> ml_collections.ConfigDict:
   # GPU default) or "bfloat16" (bf16 compute, float32 parameters, optimizer state and
   # loss). Evaluation and sampling always compute full float32 (pixelrnn/precision.py).
   config.training.precision = "tf32"
+  # 0: the first step with a non-finite loss or gradient stops the run (nothing non-finite
+  # is saved). N > 0: such steps leave the parameters unchanged, up to N in a row; this
+  # rides through a rare spike but hides divergence longer (pixelrnn/finite_guard.py).
+  config.training.skip_nonfinite_updates = 0
   # Multi-scale only. "joint": one optimizer on the whole image's NLL. "separate": the
   # small network and the conditional one (with its conditioning network) each get
   # their own optimizer state and gradient clipping, on their own part's NLL per
@@ -93,7 +99,10 @@ def _check_keys(config, schema, prefix: str) -> None:
   for key in config.keys():
     path = f"{prefix}{key}"
     if key not in schema:
-      raise ConfigError(f"Unknown config key {path!r}; valid keys here: {sorted(schema.keys())}.")
+      close = difflib.get_close_matches(key, list(schema.keys()), n=1)
+      hint = f"did you mean {(prefix + close[0])!r}? " if close else ""
+      raise ConfigError(f"Unknown config key {path!r}; {hint}valid keys here: "
+                        f"{sorted(schema.keys())}.")
     if isinstance(schema[key], ml_collections.ConfigDict):
       if not isinstance(config[key], ml_collections.ConfigDict):
         raise ConfigError(f"Config key {path!r} must be a group with keys {sorted(schema[key].keys())}.")
@@ -101,6 +110,19 @@ def _check_keys(config, schema, prefix: str) -> None:
   for key in schema.keys():
     if key not in config:
       raise ConfigError(f"Config is missing key {prefix}{key!r}.")
+
+
+def check_key_path(config: ml_collections.ConfigDict, path: str) -> None:
+  """Raises ConfigError unless the dotted `path` (e.g. "training.batch_size") names a
+  key of `config`, suggesting the closest key where one is near."""
+  section, prefix = config, ""
+  for key in path.split("."):
+    if not isinstance(section, ml_collections.ConfigDict) or key not in section:
+      keys = list(section.keys()) if isinstance(section, ml_collections.ConfigDict) else []
+      close = difflib.get_close_matches(key, keys, n=1)
+      hint = f"; did you mean {(prefix + close[0])!r}?" if close else ""
+      raise ConfigError(f"Unknown config key {path!r}{hint}")
+    section, prefix = section[key], f"{prefix}{key}."
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -152,6 +174,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("residual", "skip"):
       if not isinstance(section[key], bool):
         raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
+  skip = config.training.skip_nonfinite_updates
+  if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+    raise ConfigError(f"training.skip_nonfinite_updates must be an integer >= 0, got {skip!r}.")
   for key in ("ema_decay",):
     if not 0.0 <= config.training[key] < 1.0:
       raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")

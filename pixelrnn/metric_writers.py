@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 
@@ -27,9 +28,11 @@ class MetricWriter:
     os.replace(tmp, self.path)
 
   def write(self, step: int, split: str, scalars: dict[str, float]) -> None:
-    row = {"step": int(step), "split": split, **{k: float(v) for k, v in scalars.items()}}
+    # Strict JSON: a NaN or infinite value is written as null.
+    values = {k: float(v) if math.isfinite(float(v)) else None for k, v in scalars.items()}
+    row = {"step": int(step), "split": split, **values}
     with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+      f.write(json.dumps(row, allow_nan=False) + "\n")
     if self._tb_dir is not None:
       import tensorflow as tf  # Imported on first use: it is slow to import.
       if split not in self._tb_writers:
@@ -46,6 +49,6 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """All rows of workdir/metrics.jsonl, in order."""
+  """All rows of workdir/metrics.jsonl, in order; a non-finite value reads as None."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [json.loads(line) for line in f if line.strip()]

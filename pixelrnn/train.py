@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 
 import jax
@@ -25,12 +26,17 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, likelihood, models, multiscale, precision, stopping
+from pixelrnn import (defaults, finite_guard, likelihood, models, multiscale, precision, stopping,
+                      workdir_lock)
 from pixelrnn.metric_writers import MetricWriter
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint is missing or does not match the configuration."""
+  """A checkpoint is missing or does not match the configuration, or a workdir is unusable."""
+
+
+class CheckpointSaveError(RuntimeError):
+  """Writing a checkpoint failed; the previous complete checkpoint is untouched."""
 
 
 @struct.dataclass
@@ -105,14 +111,17 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
 
 def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
                tx: optax.GradientTransformation, ema_decay: float,
-               weights: dict[str, float] | None = None, compute_dtype=jnp.float32):
+               weights: dict[str, float] | None = None, compute_dtype=jnp.float32,
+               skip_nonfinite: bool = False):
   """One optimisation step on a batch of (B, H, W, C) integer images.
 
   The loss is sum_k weights[k] * mean over the batch of NLL term k (nats); by default
   the mean NLL per sub-pixel. The network runs with its parameters and masks cast to
   `compute_dtype`; gradients, optimizer state, EMA and loss are float32 (see
   `precision.py`). Returns the new state and scalar metrics (nats per image,
-  bits/dim, gradient norm, and each part of a multi-scale model's NLL).
+  bits/dim, gradient norm, each part of a multi-scale model's NLL, and `finite`:
+  whether the loss and gradients are finite). With `skip_nonfinite`, a non-finite
+  step only advances the step counter (see `finite_guard.py`).
   """
   num_dims = math.prod(images.shape[1:])
   weights = {"nll": 1.0 / num_dims} if weights is None else weights
@@ -130,11 +139,17 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
   ema_params = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
   new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
                             opt_state=opt_state)
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  if skip_nonfinite:
+    kept = state.replace(step=state.step + 1)
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
   metrics = {
       "loss": loss,
       "nll_nats": jnp.mean(nll),
       "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
-      "grad_norm": optax.tree.norm(grads),
+      "grad_norm": grad_norm,
+      "finite": finite,
       **{f"{k}_nats": jnp.mean(v) for k, v in terms.items() if k != "nll"},
   }
   return new_state, metrics
@@ -184,7 +199,8 @@ class Trainer:
         precision.traced_with(policy.matmul_precision, functools.partial(
             train_step, tx=self.tx, ema_decay=training.ema_decay,
             weights=loss_weights(self.config, self.image_shape),
-            compute_dtype=policy.compute_dtype)),
+            compute_dtype=policy.compute_dtype,
+            skip_nonfinite=training.skip_nonfinite_updates > 0)),
         in_shardings=(self.replicated, self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
     # Whatever training.precision says: reported likelihoods are full float32.
@@ -232,24 +248,36 @@ class Trainer:
     return metrics
 
 
-def wait_for_previous_step(previous: jax.Array | None, current: jax.Array) -> jax.Array:
-  """Blocks on the previous step's output so that at most two steps are in flight.
-
-  Unbounded asynchronous dispatch lets XLA's CPU all-reduce deadlock when several
-  host-platform devices share few cores (--xla_force_host_platform_device_count=4 on
-  2 cores stalls within a few hundred queued steps); one step of look-ahead keeps the
-  pipeline busy without that risk. Returns `current`, the next call's `previous`.
-  """
-  if previous is not None:
-    jax.block_until_ready(previous)
-  return current
-
-
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  """Orbax's manager of workdir/checkpoints. Saves are synchronous: a failed write
+  raises at once (the checkpoints here are megabytes, so little is lost by waiting)."""
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.training.max_checkpoints_to_keep, create=True)
+      max_to_keep=config.training.max_checkpoints_to_keep, create=True,
+      enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
                                options=options)
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, step: int, state: TrainState,
+                    force: bool = False) -> None:
+  """Saves `state` as checkpoint `step`; a failure raises CheckpointSaveError naming it."""
+  previous = manager.latest_step()
+  try:
+    manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    manager.wait_until_finished()
+  except Exception as e:  # Orbax raises many types (OSError, ValueError, its own).
+    kept = (f"the last complete checkpoint, step {previous}, is intact" if previous is not None
+            else "no earlier checkpoint exists")
+    raise CheckpointSaveError(
+        f"Saving the checkpoint of step {step} in {manager.directory} failed "
+        f"({type(e).__name__}: {e}); {kept}. Fix the cause and rerun to resume.") from e
+
+
+def check_workdir(workdir: str) -> None:
+  """Raises CheckpointError unless `workdir` is a directory or does not exist yet."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise CheckpointError(f"--workdir {workdir!r} is a file, expected a directory (new or one "
+                          f"written by an earlier run).")
 
 
 def _flatten(prefix: str, group) -> dict:
@@ -327,6 +355,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   is raised. Ctrl-C (KeyboardInterrupt) also saves a checkpoint before it propagates.
   """
   defaults.validate(config)
+  check_workdir(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  warn = lambda text: tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
+  with workdir_lock.WorkdirLock(workdir, warn=warn):
+    return _train_and_evaluate(config, workdir, devices=devices, progress=progress,
+                               should_stop=should_stop)
+
+
+def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> dict:
   check_workdir_config(workdir, config)
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
@@ -344,20 +381,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   batches = data_lib.train_batches(train_data.images, training.batch_size, config.seed, start_step)
   bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
                   disable=not progress, dynamic_ncols=True)
+  if 0 < start_step < training.num_steps:
+    bar.write(f"Resuming from step {start_step} (checkpoint in {manager.directory}).")
+  guard = finite_guard.FiniteGuard(training.skip_nonfinite_updates, manager.latest_step,
+                                   warn=lambda text: bar.write(f"Warning: {text}", file=sys.stderr))
   eval_metrics = None
   step = start_step
-  in_flight = None
+  # The newest step whose `finite` flag is not checked yet. Checking it waits for it, so
+  # at most two steps are in flight: unbounded asynchronous dispatch lets XLA's CPU
+  # all-reduce deadlock when several host-platform devices share few cores.
+  unchecked = None
+
+  def check_finished_steps():
+    nonlocal unchecked
+    if unchecked is not None:
+      guard.check(*unchecked)
+      unchecked = None
+
   try:
     while step < training.num_steps:
       state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
-      in_flight = wait_for_previous_step(in_flight, metrics["loss"])
       step += 1
+      check_finished_steps()  # The previous step.
+      unchecked = (step, metrics)
       bar.update(1)
-      if step % training.log_every_steps == 0 or step in (1, training.num_steps):
-        metrics = jax.device_get(metrics)
-        writer.write(step, "train", metrics)
-        bar.set_postfix(loss=f"{metrics['loss']:.4f}", nats=f"{metrics['nll_nats']:.2f}")
-      if step % training.eval_every_steps == 0 or step == training.num_steps:
+      log = step % training.log_every_steps == 0 or step in (1, training.num_steps)
+      evaluate = step % training.eval_every_steps == 0 or step == training.num_steps
+      save = step % training.checkpoint_every_steps == 0 or step == training.num_steps
+      reason = None if should_stop is None or step == training.num_steps else should_stop(step)
+      if log:
+        writer.write(step, "train", jax.device_get(metrics))
+      if log or evaluate or save or reason is not None:
+        check_finished_steps()  # Nothing is evaluated or saved from a non-finite step.
+      if log:
+        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", nats=f"{float(metrics['nll_nats']):.2f}")
+      if evaluate:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
         writer.write(step, "eval", eval_metrics)
         parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
@@ -365,23 +423,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
         bar.write(f"step {step}: eval {config.data.eval_split} "
                   f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
                   f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
-      if step % training.checkpoint_every_steps == 0 or step == training.num_steps:
-        manager.save(step, args=ocp.args.StandardSave(state))
-      reason = None if should_stop is None or step == training.num_steps else should_stop(step)
+      if save:
+        save_checkpoint(manager, step, state)
       if reason is not None:
         if manager.latest_step() != step:
-          manager.save(step, args=ocp.args.StandardSave(state), force=True)
-        manager.wait_until_finished()
+          save_checkpoint(manager, step, state, force=True)
         raise stopping.TrainingStopped(step, reason)
+    check_finished_steps()
   except KeyboardInterrupt:
+    check_finished_steps()
     if manager.latest_step() != step:
-      manager.save(step, args=ocp.args.StandardSave(state), force=True)
-    manager.wait_until_finished()
+      save_checkpoint(manager, step, state, force=True)
     bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
     raise
   finally:
     bar.close()
-    manager.wait_until_finished()
     writer.close()
   if eval_metrics is None:  # Already trained: evaluate what was restored.
     eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
@@ -395,6 +451,7 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
   Needs no dataset: the image shape and levels come from `data.IMAGE_SPECS`.
   """
   defaults.validate(config)
+  check_workdir(workdir)
   check_workdir_config_exists(workdir)
   check_workdir_config(workdir, config)
   image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
