@@ -10,7 +10,7 @@ def test_base_config_is_valid():
 def test_unknown_keys_are_refused_with_the_valid_ones():
   config = defaults.base_config()
   config.model.hiden_dim = 3
-  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
     defaults.validate(config)
 
 
