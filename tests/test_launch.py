@@ -1,6 +1,7 @@
 """The command line: train, then evaluate, a few steps; bad configs fail clearly."""
 
 import json
+import pathlib
 import re
 import runpy
 import signal
@@ -137,27 +138,40 @@ def test_a_multiscale_config_trains_samples_and_inpaints(tmp_path):
   assert np.asarray(Image.open(last_json(inpainted.stdout)["png"])).shape == (2 * 58 + 2, 4 * 58 + 2)
 
 
+def signal_after_logged_rows(signum, rows: int, *args) -> tuple[int, str, str]:
+  """Starts launch.py with `args`, sends `signum` once its metrics.jsonl has `rows` rows,
+  and returns its (exit status, stdout, stderr)."""
+  workdir = pathlib.Path(next(a for a in args if a.startswith("--workdir=")).split("=", 1)[1])
+  # A shell's background jobs inherit SIGINT ignored, while a terminal's Ctrl-C reaches a
+  # foreground process with the default action: restore it, then exec launch.py.
+  start = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+           "os.execv(sys.executable, [sys.executable, 'launch.py', *sys.argv[1:]])")
+  process = subprocess.Popen([sys.executable, "-c", start, *args], cwd=REPO_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= rows):
+      assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+      time.sleep(0.2)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+  finally:
+    process.kill()
+  return process.returncode, stdout, stderr
+
+
 def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tmp_path):
   # A constant learning rate, so a run's first s steps do not depend on num_steps.
   settings = ["--config=configs/quickstart.py", "--config.model.num_layers=1",
               "--config.optimizer.schedule=constant", "--config.training.log_every_steps=1",
               "--config.training.checkpoint_every_steps=100000",
-              "--config.training.eval_every_steps=100000", "--config.data.eval_split=validation"]
+              "--config.training.eval_every_steps=100000", "--config.data.eval_split=validation",
+              "--samples_after_training=0"]
   workdir = tmp_path / "preempted"
-  process = subprocess.Popen([sys.executable, "launch.py", *settings, f"--workdir={workdir}",
-                              "--config.training.num_steps=100000"], cwd=REPO_ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  try:
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 5):
-      assert process.poll() is None and time.monotonic() < deadline, "training did not start"
-      time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-  finally:
-    process.kill()
-  assert process.returncode == 143, stderr[-3000:]
+  returncode, _, stderr = signal_after_logged_rows(
+      signal.SIGTERM, 5, *settings, f"--workdir={workdir}", "--config.training.num_steps=100000")
+  assert returncode == 143, stderr[-3000:]
   assert "Traceback" not in stderr
   config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
   step = train.checkpoint_manager(str(workdir), config).latest_step()
@@ -256,23 +270,8 @@ def test_a_failing_save_ends_the_run_with_its_cause_and_the_previous_checkpoint_
 
 
 def test_ctrl_c_exits_130_with_its_message_and_no_traceback(tmp_path):
-  workdir = tmp_path / "interrupted"
-  process = subprocess.Popen([sys.executable, "launch.py", "--config=configs/quickstart.py",
-                              f"--workdir={workdir}", "--config.training.num_steps=100000",
-                              *FEW_STEPS[1:]], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True,
-                             # A shell's background jobs inherit SIGINT ignored; a terminal's
-                             # Ctrl-C reaches a foreground process with the default action.
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-  try:
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
-      assert process.poll() is None and time.monotonic() < deadline, "training did not start"
-      time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-  finally:
-    process.kill()
-  assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+  returncode, stdout, stderr = signal_after_logged_rows(
+      signal.SIGINT, 2, "--config=configs/quickstart.py", f"--workdir={tmp_path / 'interrupted'}",
+      "--config.training.num_steps=100000", *FEW_STEPS[1:])
+  assert returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
   assert "Interrupted: saved a checkpoint at step" in stdout
