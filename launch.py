@@ -73,8 +73,7 @@ def main(argv):
 
 
 def run(config, workdir: str) -> None:
-  defaults.validate(config)
-  train.check_workdir(workdir)
+  defaults.validate(config)  # Training and every reader check the workdir themselves.
   if FLAGS.mode == "sample":
     result = figures.write_samples(config, workdir, num_samples=FLAGS.num_samples,
                                    temperature=FLAGS.temperature, seed=FLAGS.seed)

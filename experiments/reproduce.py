@@ -224,9 +224,10 @@ def write_table(rows, results_dir: str, workroot: str | None = None) -> str:
       if record is None:
         status = "not run"
         if workroot is not None:
-          step = latest_step(os.path.join(workroot, row.name), load_config(row))
+          config = load_config(row)
+          step = latest_step(os.path.join(workroot, row.name), config)
           if step:
-            status = f"in progress: step {step:,} of {load_config(row).training.num_steps:,}"
+            status = f"in progress: step {step:,} of {config.training.num_steps:,}"
         lines.append(f"| `{row.name}` | {row.model} | {paper} | {status} | | | | | | |")
         continue
       commands = "<br>".join(f"`{c}`" for c in record["commands"])

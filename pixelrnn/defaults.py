@@ -99,8 +99,8 @@ def _check_keys(config, schema, prefix: str) -> None:
   for key in config.keys():
     path = f"{prefix}{key}"
     if key not in schema:
-      close = difflib.get_close_matches(key, list(schema.keys()), n=1)
-      hint = f"did you mean {(prefix + close[0])!r}? " if close else ""
+      close = _closest_key(key, schema, prefix)
+      hint = f"did you mean {close!r}? " if close else ""
       raise ConfigError(f"Unknown config key {path!r}; {hint}valid keys here: "
                         f"{sorted(schema.keys())}.")
     if isinstance(schema[key], ml_collections.ConfigDict):
@@ -112,15 +112,22 @@ def _check_keys(config, schema, prefix: str) -> None:
       raise ConfigError(f"Config is missing key {prefix}{key!r}.")
 
 
+def _closest_key(key: str, section, prefix: str) -> str | None:
+  """The dotted name of the key of `section` (a group, or a leaf with no keys) closest
+  to the misspelt `key`, or None."""
+  keys = list(section.keys()) if isinstance(section, ml_collections.ConfigDict) else []
+  close = difflib.get_close_matches(key, keys, n=1)
+  return prefix + close[0] if close else None
+
+
 def check_key_path(config: ml_collections.ConfigDict, path: str) -> None:
   """Raises ConfigError unless the dotted `path` (e.g. "training.batch_size") names a
   key of `config`, suggesting the closest key where one is near."""
   section, prefix = config, ""
   for key in path.split("."):
     if not isinstance(section, ml_collections.ConfigDict) or key not in section:
-      keys = list(section.keys()) if isinstance(section, ml_collections.ConfigDict) else []
-      close = difflib.get_close_matches(key, keys, n=1)
-      hint = f"; did you mean {(prefix + close[0])!r}?" if close else ""
+      close = _closest_key(key, section, prefix)
+      hint = f"; did you mean {close!r}?" if close else ""
       raise ConfigError(f"Unknown config key {path!r}{hint}")
     section, prefix = section[key], f"{prefix}{key}."
 

@@ -398,6 +398,10 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       guard.check(*unchecked)
       unchecked = None
 
+  def save_unless_saved():  # When stopping between the regular checkpoints.
+    if manager.latest_step() != step:
+      save_checkpoint(manager, step, state, force=True)
+
   try:
     while step < training.num_steps:
       state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
@@ -410,11 +414,12 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       save = step % training.checkpoint_every_steps == 0 or step == training.num_steps
       reason = None if should_stop is None or step == training.num_steps else should_stop(step)
       if log:
-        writer.write(step, "train", jax.device_get(metrics))
+        logged = jax.device_get(metrics)
+        writer.write(step, "train", logged)
       if log or evaluate or save or reason is not None:
         check_finished_steps()  # Nothing is evaluated or saved from a non-finite step.
       if log:
-        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", nats=f"{float(metrics['nll_nats']):.2f}")
+        bar.set_postfix(loss=f"{logged['loss']:.4f}", nats=f"{logged['nll_nats']:.2f}")
       if evaluate:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
         writer.write(step, "eval", eval_metrics)
@@ -426,14 +431,12 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       if save:
         save_checkpoint(manager, step, state)
       if reason is not None:
-        if manager.latest_step() != step:
-          save_checkpoint(manager, step, state, force=True)
+        save_unless_saved()
         raise stopping.TrainingStopped(step, reason)
     check_finished_steps()
   except KeyboardInterrupt:
     check_finished_steps()
-    if manager.latest_step() != step:
-      save_checkpoint(manager, step, state, force=True)
+    save_unless_saved()
     bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
     raise
   finally:
