@@ -65,11 +65,12 @@ def main(argv):
     fail(str(e))
   except stopping.TrainingStopped as stopped:
     print(stopped, file=sys.stderr)
-    # 128 + 15: the shell's status for a process ended by SIGTERM, so a scheduler
-    # sees that the run did not finish (and may requeue it).
-    sys.exit(128 + signal.SIGTERM if stopped.reason == "SIGTERM" else 1)
+    # 128 + the signal's number: the shell's status for a process ended by it, so a
+    # scheduler sees that the run did not finish (and may requeue it).
+    signum = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}.get(stopped.reason)
+    sys.exit(1 if signum is None else 128 + signum)
   except KeyboardInterrupt:
-    sys.exit(128 + signal.SIGINT)  # Training has saved a checkpoint and said so.
+    sys.exit(128 + signal.SIGINT)  # What was saved, if anything, has been said.
 
 
 def run(config, workdir: str) -> None:

@@ -27,6 +27,7 @@ import os
 import platform
 import runpy
 import shlex
+import signal
 import sys
 import time
 
@@ -295,8 +296,8 @@ def main(argv):
                          manual_dir=FLAGS.manual_dir)
     except stopping.TrainingStopped as stopped:
       print(f"{row.name}: {stopped}")
-      if stopped.reason == "SIGTERM":
-        exit_status = 143
+      if stopped.reason in ("SIGTERM", "SIGINT"):
+        exit_status = 128 + getattr(signal, stopped.reason)
         break
       if deadline is not None and time.monotonic() >= deadline:
         break

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from pixelrnn import data, train
+from pixelrnn import data, stopping, train
 
 FEW_STEPS = ["--config.training.num_steps=4", "--config.training.checkpoint_every_steps=2",
              "--config.training.eval_batch_size=1000", "--config.data.eval_split=validation",
@@ -272,8 +272,11 @@ def test_a_failing_save_ends_the_run_with_its_cause_and_the_previous_checkpoint_
 def test_ctrl_c_exits_130_with_its_message_and_no_traceback(tmp_path):
   returncode, stdout, stderr = signal_after_logged_rows(
       signal.SIGINT, 2, "--config=configs/quickstart.py", f"--workdir={tmp_path / 'interrupted'}",
-      "--config.training.num_steps=100000", *FEW_STEPS[1:],
-      # Between regular checkpoints: an interrupt inside an orbax save is a separate case.
-      "--config.training.checkpoint_every_steps=100000")
+      "--config.training.num_steps=100000", *FEW_STEPS[1:])
   assert returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
-  assert "Interrupted: saved a checkpoint at step" in stdout
+  assert stopping.CTRL_C_NOTICE in stderr
+  saved = re.search(r"Interrupted \(Ctrl-C\): saved a checkpoint at step (\d+); rerun to resume.",
+                    stderr)
+  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config.model.num_layers = 1
+  assert saved and int(restored_state(config, tmp_path / "interrupted").step) == int(saved[1])

@@ -1,8 +1,10 @@
-"""StopRequests: SIGTERM, a deadline and a step budget each name a reason to stop."""
+"""StopRequests: SIGTERM, Ctrl-C, a deadline and a step budget each name a reason to stop."""
 
 import os
 import signal
 import time
+
+import pytest
 
 from pixelrnn import stopping
 
@@ -34,3 +36,33 @@ def test_the_step_budget_counts_from_the_first_step_of_this_run():
 def test_the_stop_message_names_the_step_and_the_reason():
   stopped = stopping.TrainingStopped(7, "SIGTERM")
   assert str(stopped) == "Stopped (SIGTERM): saved a checkpoint at step 7; rerun to resume."
+
+
+def test_a_first_ctrl_c_is_recorded_with_a_notice_and_a_second_quits_at_once():
+  notices = []
+  before = signal.getsignal(signal.SIGINT)
+  with stopping.StopRequests(notify=notices.append) as requests:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.01)
+    assert requests(1) == "SIGINT" and notices == [stopping.CTRL_C_NOTICE]
+    with pytest.raises(stopping.QuitNow):
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.01)
+  assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_ignored_sigint_stays_ignored():
+  before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:
+    with stopping.StopRequests() as requests:
+      assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.01)
+      assert requests(1) is None
+  finally:
+    signal.signal(signal.SIGINT, before)
+
+
+def test_the_interrupt_message_names_the_step():
+  assert str(stopping.TrainingStopped(7, "SIGINT")) == (
+      "Interrupted (Ctrl-C): saved a checkpoint at step 7; rerun to resume.")
