@@ -163,25 +163,33 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-def train_batches(images: np.ndarray, batch_size: int, seed: int,
-                  start_step: int = 0) -> Iterator[np.ndarray]:
-  """Yields the training batches for steps start_step, start_step + 1, ...
+def train_batch_indices(num_examples: int, batch_size: int, seed: int,
+                        start_step: int = 0) -> Iterator[np.ndarray]:
+  """Yields the (batch_size,) int32 example indices of steps start_step, start_step + 1, ...
 
   Each epoch is a fresh permutation drawn from (seed, epoch); the last incomplete
   batch of an epoch is dropped. The batch of step s depends only on (seed, s).
   """
-  steps_per_epoch = images.shape[0] // batch_size
+  steps_per_epoch = num_examples // batch_size
   if steps_per_epoch == 0:
-    raise DataError(f"batch_size {batch_size} exceeds the {images.shape[0]} training images.")
+    raise DataError(f"batch_size {batch_size} exceeds the {num_examples} training images.")
   step = start_step
   epoch, perm = None, None
   while True:
     if step // steps_per_epoch != epoch:
       epoch = step // steps_per_epoch
-      perm = epoch_permutation(images.shape[0], seed, epoch)
+      perm = epoch_permutation(num_examples, seed, epoch).astype(np.int32)
     offset = (step % steps_per_epoch) * batch_size
-    yield images[perm[offset:offset + batch_size]]
+    yield perm[offset:offset + batch_size]
     step += 1
+
+
+def train_batches(images: np.ndarray, batch_size: int, seed: int,
+                  start_step: int = 0) -> Iterator[np.ndarray]:
+  """Yields the training batches (B, H, W, C) of steps start_step, start_step + 1, ...:
+  images[indices] for `train_batch_indices`."""
+  for indices in train_batch_indices(images.shape[0], batch_size, seed, start_step):
+    yield images[indices]
 
 
 def eval_batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

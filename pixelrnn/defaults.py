@@ -72,6 +72,11 @@ def base_config() -> ml_collections.ConfigDict:
   # is saved). N > 0: such steps leave the parameters unchanged, up to N in a row; this
   # rides through a rare spike but hides divergence longer (pixelrnn/finite_guard.py).
   config.training.skip_nonfinite_updates = 0
+  # Train steps per compiled call (>= 1). The training set lives on the device and each
+  # call gathers its k batches there, so a small model's step does not wait on the host
+  # or on dispatch. Results are the same for every k; metrics are logged for every step;
+  # evaluation, checkpoints and stop requests happen between calls.
+  config.training.steps_per_dispatch = 1
   # Multi-scale only. "joint": one optimizer on the whole image's NLL. "separate": the
   # small network and the conditional one (with its conditioning network) each get
   # their own optimizer state and gradient clipping, on their own part's NLL per
@@ -142,6 +147,11 @@ def _check_positive(name: str, value) -> None:
     raise ConfigError(f"{name} must be a positive number, got {value!r}.")
 
 
+def _check_integer(name: str, value, minimum: int) -> None:
+  if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the bad key or value and what was expected."""
   _check_keys(config, base_config(), "")
@@ -181,9 +191,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("residual", "skip"):
       if not isinstance(section[key], bool):
         raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
-  skip = config.training.skip_nonfinite_updates
-  if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
-    raise ConfigError(f"training.skip_nonfinite_updates must be an integer >= 0, got {skip!r}.")
+  _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
+  _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)
   for key in ("ema_decay",):
     if not 0.0 <= config.training[key] < 1.0:
       raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")

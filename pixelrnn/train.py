@@ -155,6 +155,40 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
   return new_state, metrics
 
 
+def train_steps(model: models.FunctionalModel, state: TrainState, data: jax.Array,
+                indices: jax.Array, count: jax.Array, *, step_fn: Callable,
+                batch_sharding: NamedSharding | None = None):
+  """Up to k train steps in one call, on batches gathered from device-resident data.
+
+  data: (N, H, W, C) integer images; indices: (k, B) int32, step i's batch being
+  data[indices[i]]; count: int32 scalar <= k, the steps to run (the rest of `indices`
+  is ignored). `step_fn(model, state, images)` is one step (`train_step`, bound to its
+  settings). Returns the state after `count` steps and every step's metrics stacked on
+  a leading axis of k (rows >= count are zero).
+
+  The result does not depend on k, bit for bit: optimization barriers around each step
+  keep XLA from fusing across steps, so every step compiles to the same code whatever
+  k is. (A step compiled on its own, outside a loop, may round its gradients
+  differently; `Trainer.train_step` is therefore this function with k = 1.)
+  """
+  def gather(i):
+    batch = jnp.take(data, indices[i], axis=0)
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    return batch
+
+  shapes = jax.eval_shape(lambda s, b: step_fn(model, s, b)[1], state, gather(0))
+  stacked = jax.tree.map(lambda m: jnp.zeros((indices.shape[0],) + m.shape, m.dtype), shapes)
+
+  def body(i, carry):
+    state, stacked = carry
+    state, batch = jax.lax.optimization_barrier((state, gather(i)))
+    state, metrics = jax.lax.optimization_barrier(step_fn(model, state, batch))
+    return state, jax.tree.map(lambda rows, m: rows.at[i].set(m), stacked, metrics)
+
+  return jax.lax.fori_loop(0, count, body, (state, stacked))
+
+
 def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Array,
               valid: jax.Array) -> dict[str, jax.Array]:
   """Sums of the per-image NLL terms (nats) over the rows where `valid` is True."""
@@ -195,13 +229,16 @@ class Trainer:
     self.model = jax.device_put(self.model, self.replicated)
     self._initial_params = params
     policy = precision.policy(training.precision)
-    self.train_step = jax.jit(
-        precision.traced_with(policy.matmul_precision, functools.partial(
-            train_step, tx=self.tx, ema_decay=training.ema_decay,
-            weights=loss_weights(self.config, self.image_shape),
-            compute_dtype=policy.compute_dtype,
-            skip_nonfinite=training.skip_nonfinite_updates > 0)),
-        in_shardings=(self.replicated, self.replicated, self.batch_sharding),
+    step_fn = precision.traced_with(policy.matmul_precision, functools.partial(
+        train_step, tx=self.tx, ema_decay=training.ema_decay,
+        weights=loss_weights(self.config, self.image_shape),
+        compute_dtype=policy.compute_dtype,
+        skip_nonfinite=training.skip_nonfinite_updates > 0))
+    # Up to `steps_per_dispatch` steps on batches gathered from `device_data`.
+    self.train_steps = jax.jit(
+        functools.partial(train_steps, step_fn=step_fn, batch_sharding=self.batch_sharding),
+        in_shardings=(self.replicated, self.replicated, self.replicated, self.replicated,
+                      self.replicated),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
     # Whatever training.precision says: reported likelihoods are full float32.
     self.eval_step = jax.jit(
@@ -224,6 +261,19 @@ class Trainer:
 
   def shard_batch(self, images: np.ndarray) -> jax.Array:
     return jax.device_put(images, self.batch_sharding)
+
+  def train_step(self, model: models.FunctionalModel, state: TrainState,
+                 images: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One step on a batch (B, H, W, C), the training loop's computation bit for bit:
+    `train_steps` with k = 1. Returns the new state and the step's scalar metrics."""
+    indices = np.arange(images.shape[0], dtype=np.int32)[None]
+    state, stacked = self.train_steps(model, state, self.device_data(images), indices,
+                                      np.int32(1))
+    return state, jax.tree.map(lambda rows: rows[0], stacked)
+
+  def device_data(self, images: np.ndarray) -> jax.Array:
+    """The training set (N, H, W, C), copied once to every device for `train_steps`."""
+    return jax.device_put(images, self.replicated)
 
   def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
     """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim.
@@ -352,7 +402,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
 
   `should_stop(step)` is asked after every step (see `stopping.StopRequests`); when it
   returns a reason, a checkpoint is saved at that step and `stopping.TrainingStopped`
-  is raised. Ctrl-C (KeyboardInterrupt) also saves a checkpoint before it propagates.
+  is raised. A KeyboardInterrupt (Ctrl-C outside `StopRequests`) saves a checkpoint before it
+  propagates when the state is intact, except for `stopping.QuitNow`.
   """
   defaults.validate(config)
   check_workdir(workdir)
@@ -378,7 +429,10 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
   start_step = int(state.step)
   writer.truncate_after(start_step)
 
-  batches = data_lib.train_batches(train_data.images, training.batch_size, config.seed, start_step)
+  indices = data_lib.train_batch_indices(train_data.images.shape[0], training.batch_size,
+                                        config.seed, start_step)
+  device_data = trainer.device_data(train_data.images)
+  per_dispatch = training.steps_per_dispatch
   bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
                   disable=not progress, dynamic_ncols=True)
   if 0 < start_step < training.num_steps:
@@ -387,39 +441,67 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
                                    warn=lambda text: bar.write(f"Warning: {text}", file=sys.stderr))
   eval_metrics = None
   step = start_step
-  # The newest step whose `finite` flag is not checked yet. Checking it waits for it, so
-  # at most two steps are in flight: unbounded asynchronous dispatch lets XLA's CPU
-  # all-reduce deadlock when several host-platform devices share few cores.
+  # The newest dispatch whose `finite` flags are not checked yet, as (its first step,
+  # stacked metrics, step count). Checking waits for it, so at most two dispatches are
+  # in flight: unbounded asynchronous dispatch lets XLA's CPU all-reduce deadlock when
+  # several host-platform devices share few cores.
   unchecked = None
 
   def check_finished_steps():
     nonlocal unchecked
     if unchecked is not None:
-      guard.check(*unchecked)
+      first, stacked, count = unchecked
       unchecked = None
+      finite = jax.device_get(stacked["finite"])
+      for i in range(count):
+        guard.check(first + i, {"finite": finite[i]})
+
+  saving = False
+
+  def save(force: bool = False):
+    nonlocal saving
+    saving = True
+    save_checkpoint(manager, step, state, force=force)
+    saving = False
 
   def save_unless_saved():  # When stopping between the regular checkpoints.
     if manager.latest_step() != step:
-      save_checkpoint(manager, step, state, force=True)
+      save(force=True)
+
+  def is_boundary(s: int, every: int) -> bool:
+    return s % every == 0 or s == training.num_steps
 
   try:
     while step < training.num_steps:
-      state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
-      step += 1
-      check_finished_steps()  # The previous step.
-      unchecked = (step, metrics)
-      bar.update(1)
-      log = step % training.log_every_steps == 0 or step in (1, training.num_steps)
-      evaluate = step % training.eval_every_steps == 0 or step == training.num_steps
-      save = step % training.checkpoint_every_steps == 0 or step == training.num_steps
+      # A dispatch ends at the next evaluation or checkpoint, so those see its last step.
+      count = 1
+      while (count < per_dispatch and step + count < training.num_steps
+             and not is_boundary(step + count, training.eval_every_steps)
+             and not is_boundary(step + count, training.checkpoint_every_steps)):
+        count += 1
+      batch_indices = np.zeros((per_dispatch, training.batch_size), np.int32)
+      for i in range(count):
+        batch_indices[i] = next(indices)
+      state, stacked = trainer.train_steps(trainer.model, state, device_data, batch_indices,
+                                           np.int32(count))
+      first, step = step + 1, step + count
+      check_finished_steps()  # The previous dispatch.
+      unchecked = (first, stacked, count)
+      bar.update(count)
+      logged = [s for s in range(first, step + 1)
+                if s % training.log_every_steps == 0 or s in (1, training.num_steps)]
+      evaluate = is_boundary(step, training.eval_every_steps)
+      save_now = is_boundary(step, training.checkpoint_every_steps)
       reason = None if should_stop is None or step == training.num_steps else should_stop(step)
-      if log:
-        logged = jax.device_get(metrics)
-        writer.write(step, "train", logged)
-      if log or evaluate or save or reason is not None:
+      if logged:
+        rows = jax.device_get(stacked)
+        for s in logged:
+          writer.write(s, "train", {k: v[s - first] for k, v in rows.items()})
+      if logged or evaluate or save_now or reason is not None:
         check_finished_steps()  # Nothing is evaluated or saved from a non-finite step.
-      if log:
-        bar.set_postfix(loss=f"{logged['loss']:.4f}", nats=f"{logged['nll_nats']:.2f}")
+      if logged:
+        last = {k: v[logged[-1] - first] for k, v in rows.items()}
+        bar.set_postfix(loss=f"{last['loss']:.4f}", nats=f"{last['nll_nats']:.2f}")
       if evaluate:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
         writer.write(step, "eval", eval_metrics)
@@ -428,16 +510,27 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         bar.write(f"step {step}: eval {config.data.eval_split} "
                   f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
                   f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
-      if save:
-        save_checkpoint(manager, step, state)
+      if save_now:
+        save()
       if reason is not None:
         save_unless_saved()
         raise stopping.TrainingStopped(step, reason)
     check_finished_steps()
+  except stopping.QuitNow:
+    raise
   except KeyboardInterrupt:
-    check_finished_steps()
-    save_unless_saved()
-    bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
+    # Raised wherever the process was: a save cut short is not repeated, and a state
+    # whose buffers a train step had already taken cannot be saved.
+    intact = not saving and not any(
+        isinstance(leaf, jax.Array) and leaf.is_deleted() for leaf in jax.tree.leaves(state))
+    if intact:
+      step = int(jax.device_get(state.step))  # The interrupt may precede the count's update.
+      check_finished_steps()
+      save_unless_saved()
+      bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
+    else:
+      bar.write(f"Interrupted: the last complete checkpoint is step {manager.latest_step()}; "
+                "rerun to resume from it.")
     raise
   finally:
     bar.close()

@@ -38,6 +38,18 @@ def test_non_positive_sizes_are_refused(key, value):
     defaults.validate(config)
 
 
+@pytest.mark.parametrize("key, value, minimum", [
+    ("training.steps_per_dispatch", 0, 1), ("training.steps_per_dispatch", -3, 1),
+    ("training.skip_nonfinite_updates", -1, 0)])
+def test_counts_must_be_integers_at_least_their_minimum(key, value, minimum):
+  config = defaults.base_config()
+  group, name = key.split(".")
+  config[group][name] = value
+  with pytest.raises(defaults.ConfigError,
+                     match=f"{key} must be an integer >= {minimum}, got {value}"):
+    defaults.validate(config)
+
+
 def test_ema_decay_outside_the_unit_interval_is_refused():
   config = defaults.base_config()
   config.training.ema_decay = 1.0

@@ -1,5 +1,6 @@
 """A diverging run stops before saving anything non-finite; skipping is opt-in and bounded."""
 
+import dataclasses
 import json
 import math
 import runpy
@@ -27,16 +28,23 @@ def tiny_config(num_steps=8, skip=0):
   return config
 
 
-def batches_bad_from(first_bad: int, last_bad: int):
-  """data.train_batches, but the batches of steps first_bad..last_bad (0-based) hold a
-  level (255) a binary model cannot score: their log-probability, hence the loss, is NaN."""
-  real_batches = data_lib.train_batches
+def poison_steps(monkeypatch, first_bad: int, last_bad: int):
+  """The training images of steps first_bad..last_bad (0-based) become a level (255) a
+  binary model cannot score: their log-probability, hence the loss, is NaN."""
+  real_load = train.load_data
 
-  def batches(images, batch_size, seed, start_step=0):
-    for k, batch in enumerate(real_batches(images, batch_size, seed, start_step)):
-      yield np.full_like(batch, 255) if first_bad <= start_step + k <= last_bad else batch
+  def load(config):
+    train_set, test_set = real_load(config)
+    images = train_set.images.copy()
+    steps = data_lib.train_batch_indices(images.shape[0], config.training.batch_size, config.seed)
+    for step, indices in zip(range(last_bad + 1), steps):
+      if step >= first_bad:
+        images[indices] = 255
+    return dataclasses.replace(train_set, images=images), test_set
 
-  return batches
+  monkeypatch.setattr(train, "load_data", load)
+  # The loader's sample check would refuse the poisoned images before training starts.
+  monkeypatch.setattr(data_lib, "check_images", lambda *args: None)
 
 
 def strict_rows(workdir):
@@ -47,7 +55,7 @@ def strict_rows(workdir):
 
 
 def test_the_first_nonfinite_step_stops_the_run_before_anything_is_saved(tmp_path, monkeypatch):
-  monkeypatch.setattr(data_lib, "train_batches", batches_bad_from(4, 4))
+  poison_steps(monkeypatch, 4, 4)
   with pytest.raises(finite_guard.NonFiniteError,
                      match=r"Step 5: the loss or the gradients are not finite.*last good checkpoint is step 4"):
     train.train_and_evaluate(tiny_config(), str(tmp_path), progress=False)
@@ -57,7 +65,7 @@ def test_the_first_nonfinite_step_stops_the_run_before_anything_is_saved(tmp_pat
 
 
 def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(tmp_path, monkeypatch):
-  monkeypatch.setattr(data_lib, "train_batches", batches_bad_from(4, 4))
+  poison_steps(monkeypatch, 4, 4)
   metrics = train.train_and_evaluate(tiny_config(skip=1), str(tmp_path), progress=False)
   assert math.isfinite(metrics["nll_nats"])
   rows = {r["step"]: r for r in strict_rows(tmp_path) if r["split"] == "train"}
@@ -75,7 +83,7 @@ def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(t
 
 
 def test_more_bad_steps_in_a_row_than_allowed_stop_the_run(tmp_path, monkeypatch):
-  monkeypatch.setattr(data_lib, "train_batches", batches_bad_from(2, 7))
+  poison_steps(monkeypatch, 2, 7)
   with pytest.raises(finite_guard.NonFiniteError, match=r"Step 5: .* after 2 skipped in a row"):
     train.train_and_evaluate(tiny_config(skip=2), str(tmp_path), progress=False)
 

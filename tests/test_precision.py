@@ -63,8 +63,9 @@ def test_training_lowers_at_the_configured_precision(model_name):
   ops = {}
   for name in precision.PRECISIONS:
     trainer = train.Trainer(tiny_config(name, model_name), (6, 6, 1), 2, train.make_mesh())
-    ops[name] = matmul_ops(trainer.train_step.lower(trainer.model, trainer.initial_state(),
-                                                    trainer.shard_batch(images)))
+    ops[name] = matmul_ops(trainer.train_steps.lower(
+        trainer.model, trainer.initial_state(), trainer.device_data(images),
+        np.zeros((1, 8), np.int32), np.int32(1)))
   assert all(precisions(op) == {"HIGHEST"} and "bf16" not in op for op in ops["float32"])
   assert all(precisions(op) == {"HIGH"} and "bf16" not in op for op in ops["tf32"])
   # bfloat16: every product and convolution, forward and backward, takes bf16 operands.

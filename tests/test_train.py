@@ -44,17 +44,18 @@ def straight_run(tmp_path_factory):
   return workdir
 
 
-def batches_failing_at(step: int, error: BaseException):
-  """A `data.train_batches` stand-in that raises `error` instead of yielding batch `step`."""
-  real_batches = data_lib.train_batches
+def indices_failing_at(step: int, error: BaseException):
+  """A `data.train_batch_indices` stand-in that raises `error` instead of yielding the
+  indices of step `step` (0-based)."""
+  real_indices = data_lib.train_batch_indices
 
-  def batches(*args, **kwargs):
-    for k, batch in enumerate(real_batches(*args, **kwargs)):
+  def indices(*args, **kwargs):
+    for k, batch_indices in enumerate(real_indices(*args, **kwargs)):
       if k == step:
         raise error
-      yield batch
+      yield batch_indices
 
-  return batches
+  return indices
 
 
 def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
@@ -85,15 +86,37 @@ def test_resuming_from_a_checkpoint_reproduces_an_uninterrupted_run(tmp_path, st
   assert rows(straight_run) == rows(halves)
 
 
+def test_several_steps_per_dispatch_reproduce_the_one_step_loop_bit_for_bit(tmp_path, straight_run):
+  config = tiny_config(12)
+  # Dispatches of 4, 1, 4, 1 and 2 steps: each ends at a checkpoint (every 5) or the end.
+  config.training.steps_per_dispatch = 4
+  config.training.checkpoint_every_steps = 5
+  dispatched = str(tmp_path / "dispatched")
+  train.train_and_evaluate(config, dispatched, progress=False)
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), dispatched))
+  rows = lambda d: [r for r in metric_writers.read_metrics(d) if r["split"] == "train"]
+  assert rows(straight_run) == rows(dispatched)
+
+  # Resumed from step 5 with yet another k.
+  config.training.steps_per_dispatch = 3
+  resumed = str(tmp_path / "resumed")
+  config.training.num_steps = 5
+  train.train_and_evaluate(config, resumed, progress=False)
+  config.training.num_steps = 12
+  train.train_and_evaluate(config, resumed, progress=False)
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), resumed))
+
+
 def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
     tmp_path, monkeypatch, straight_run):
   crashed = str(tmp_path / "crashed")
-  real_batches = data_lib.train_batches
-  monkeypatch.setattr(data_lib, "train_batches", batches_failing_at(8, RuntimeError("simulated crash")))
+  real_indices = data_lib.train_batch_indices
+  monkeypatch.setattr(data_lib, "train_batch_indices",
+                      indices_failing_at(8, RuntimeError("simulated crash")))
   with pytest.raises(RuntimeError, match="simulated crash"):
     train.train_and_evaluate(tiny_config(12), crashed, progress=False)
   assert train.checkpoint_manager(crashed, tiny_config()).latest_step() == 6
-  monkeypatch.setattr(data_lib, "train_batches", real_batches)
+  monkeypatch.setattr(data_lib, "train_batch_indices", real_indices)
   train.train_and_evaluate(tiny_config(12), crashed, progress=False)
 
   assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), crashed))
@@ -103,13 +126,13 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
 
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch, straight_run):
   interrupted = str(tmp_path / "interrupted")
-  real_batches = data_lib.train_batches
-  monkeypatch.setattr(data_lib, "train_batches", batches_failing_at(7, KeyboardInterrupt()))
+  real_indices = data_lib.train_batch_indices
+  monkeypatch.setattr(data_lib, "train_batch_indices", indices_failing_at(7, KeyboardInterrupt()))
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
   # Checkpoints every 3 steps would give 6; the interrupt saved step 7 as well.
   assert train.checkpoint_manager(interrupted, tiny_config()).latest_step() == 7
-  monkeypatch.setattr(data_lib, "train_batches", real_batches)
+  monkeypatch.setattr(data_lib, "train_batch_indices", real_indices)
   train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
   assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), interrupted))
 
