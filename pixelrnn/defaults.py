@@ -117,6 +117,31 @@ def _check_keys(config, schema, prefix: str) -> None:
       raise ConfigError(f"Config is missing key {prefix}{key!r}.")
 
 
+def large_batch_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` (a binarized-MNIST row) retrained with batch 128 on a short schedule.
+
+  The paper's recipe (batch 16, RMSProp 1e-3, constant) takes 200k steps; a GPU runs a
+  batch of 128 in about the time of a batch of 16. This recipe sees 3.84M images
+  (77 epochs) in 30k steps: Adam at 2e-3 (the batch-16 rate scaled by about the square
+  root of the batch ratio), 1k warm-up steps, then a cosine decay to zero that anneals
+  the model by the end, and an EMA of 0.999 that averages the last few thousand steps.
+  The model is unchanged. Returns `config`, modified.
+  """
+  training = config.training
+  training.batch_size = 128
+  training.num_steps = 30_000
+  training.steps_per_dispatch = 10
+  training.log_every_steps = 100
+  training.checkpoint_every_steps = 1_000
+  training.eval_every_steps = 5_000
+  training.ema_decay = 0.999
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 2e-3
+  config.optimizer.schedule = "warmup_cosine"
+  config.optimizer.warmup_steps = 1_000
+  return config
+
+
 def _closest_key(key: str, section, prefix: str) -> str | None:
   """The dotted name of the key of `section` (a group, or a leaf with no keys) closest
   to the misspelt `key`, or None."""

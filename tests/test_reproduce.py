@@ -94,9 +94,10 @@ def test_the_table_lists_every_paper_row_not_run_or_in_progress(tmp_path):
                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
   text = (tmp_path / "paper_tables.md").read_text()
-  for row in reproduce.ROWS:
+  rows = [r for recipe in reproduce.RECIPES for r in reproduce.recipe_rows(reproduce.ROWS, recipe)]
+  for row in rows:
     assert f"| `{row.name}` | {row.model} |" in text and f"- `{row.name}` ({row.paper:.2f}" in text
-  assert text.count("| not run |") == len(reproduce.ROWS)
+  assert text.count("| not run |") == len(rows) == len(reproduce.ROWS) + 4
   assert "80.54 (unverified)" in text
 
 
@@ -105,4 +106,19 @@ def test_an_unknown_row_is_refused_with_the_valid_names(tmp_path):
                          f"--results_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True,
                         text=True, timeout=300)
   assert done.returncode != 0
-  assert "Unknown rows ['bmnist_pixelcn']; valid: ['bmnist_pixelcnn'," in done.stderr
+  assert "Unknown rows ['bmnist_pixelcn'] for --recipe=paper; valid: ['bmnist_pixelcnn'," in done.stderr
+
+
+def test_the_large_batch_recipe_covers_the_mnist_rows_with_their_own_names_and_configs():
+  rows = reproduce.recipe_rows(reproduce.ROWS, "large_batch")
+  assert [r.name for r in rows] == [
+      "bmnist_pixelcnn_large_batch", "bmnist_row_lstm_large_batch",
+      "bmnist_diagonal_bilstm_1x32_large_batch", "bmnist_diagonal_bilstm_7x16_large_batch"]
+  for row, paper_row in zip(rows, reproduce.ROWS):
+    assert (row.paper, row.unit, row.table) == (paper_row.paper, paper_row.unit, paper_row.table)
+    config = reproduce.load_config(row)
+    assert config.training.batch_size >= 128
+    assert config.model == reproduce.load_config(paper_row).model
+  assert reproduce.selected_rows(["bmnist_row_lstm"], "large_batch") == [rows[1]]
+  with pytest.raises(reproduce.app.UsageError, match="cifar10_pixelcnn.*large_batch"):
+    reproduce.selected_rows(["cifar10_pixelcnn"], "large_batch")
