@@ -1,12 +1,17 @@
 """Train-step speed of one or more configs, measured in the same process.
 
   python experiments/benchmark.py --config=configs/quickstart.py \
-      --config=configs/cifar10_pixelcnn.py --batch_size=16
+      --config=configs/cifar10_pixelcnn.py --batch_size=16 --steps_per_dispatch=0,1,10 --torch
 
-Prints one JSON object per config: train images/s (median over timed steps after
-warm-up), the step's compile time, the process's peak RSS so far, and the ratio of
-its median step time to the first config's (so compare models in one run). Batches
-are random images of the dataset's shape and levels, so no dataset is needed.
+Prints one JSON object per config and loop: train images/s and seconds per step (wall
+time of back-to-back steps, as the training loop dispatches them), the compile time,
+the device kind, precision, batch size and steps per dispatch, the process's peak RSS
+so far, and the ratio of its step time to the first run's (so compare in one run).
+`--steps_per_dispatch=0,1,10` times the host-fed one-step loop (0) beside the
+device-resident loop at k = 1 and 10. With `--torch` (and torch installed) each
+PixelCNN config is also timed in PyTorch (experiments/torch_pixelcnn.py) in the same
+process. Batches are random images of the dataset's shape and levels, so no dataset is
+needed.
 """
 
 import datetime
@@ -28,7 +33,14 @@ FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after compilation.")
-flags.DEFINE_integer("timed_steps", 10, "Timed steps; the median is reported.")
+flags.DEFINE_integer("timed_steps", 20, "Timed steps (rounded up to whole dispatches).")
+flags.DEFINE_list("steps_per_dispatch", None, "Loops to time, side by side: k >= 1 steps per "
+                  "call on device-resident data, 0 for host batches one step per call "
+                  "(default: each config's training.steps_per_dispatch).")
+flags.DEFINE_string("precision", None, "Overrides config.training.precision.")
+flags.DEFINE_bool("torch", False, "Also time experiments/torch_pixelcnn.py's PyTorch PixelCNN "
+                  "of each PixelCNN config (eager, torch.compile, and on a GPU torch.compile "
+                  "with CUDA graphs), when torch is installed.")
 flags.DEFINE_integer("repeats", 1, "Times each config is benchmarked, interleaved with the "
                      "others; the summary line gives median step times and ratios.")
 flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
@@ -44,33 +56,60 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def benchmark_train_step(config, warmup_steps: int, timed_steps: int) -> dict:
-  """Compiles and times the jitted train step on random batches."""
+def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
+                         steps_per_dispatch: int) -> dict:
+  """Compiles and times the training loop's step on random images of the dataset's shape.
+
+  steps_per_dispatch k >= 1: the loop's path (`Trainer.train_steps`), the training set on
+  the device, k steps per call. k = 0: each step's batch copied from the host and one
+  step per call (the loop before device-resident data). Calls are dispatched without
+  waiting, as the loop does, and the time per step is the wall time of all timed steps
+  divided by their number.
+  """
   image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
   trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
   state = trainer.initial_state()
   rng = np.random.default_rng(0)
   batch_size = config.training.batch_size
-  batches = [trainer.shard_batch(rng.integers(0, num_levels, (batch_size,) + image_shape,
-                                              dtype=np.uint8)) for _ in range(2)]
+  k = max(steps_per_dispatch, 1)
+  host_images = rng.integers(0, num_levels, (4 * k * batch_size,) + image_shape, dtype=np.uint8)
+  count = np.int32(k)
+  if steps_per_dispatch == 0:
+    host_batches = np.split(host_images, 4)
+    data, indices = None, [np.arange(batch_size, dtype=np.int32)[None]] * 2
+    batch_data = lambda i: trainer.device_data(host_batches[i % 4])  # A copy per step.
+  else:
+    device_images = trainer.device_data(host_images)
+    indices = [rng.permutation(host_images.shape[0])[:k * batch_size].reshape(k, batch_size)
+               .astype(np.int32) for _ in range(2)]
+    batch_data = lambda i: device_images
   start = time.perf_counter()
-  compiled = trainer.train_step.lower(trainer.model, state, batches[0]).compile()
+  compiled = trainer.train_steps.lower(trainer.model, state, batch_data(0), indices[0],
+                                       count).compile()
   compile_s = time.perf_counter() - start
-  for i in range(warmup_steps):
-    state, metrics = compiled(trainer.model, state, batches[i % 2])
+
+  def run(state, i):
+    return compiled(trainer.model, state, batch_data(i), indices[i % 2], count)[0]
+
+  calls = lambda steps: -(-steps // k)
+  for i in range(calls(warmup_steps)):
+    state = run(state, i)
   jax.block_until_ready(state)
-  times = []
-  for i in range(timed_steps):
-    start = time.perf_counter()
-    state, metrics = compiled(trainer.model, state, batches[i % 2])
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - start)
-  step_s = statistics.median(times)
+  start = time.perf_counter()
+  for i in range(calls(timed_steps)):
+    state = run(state, i)
+  jax.block_until_ready(state)
+  step_s = (time.perf_counter() - start) / (calls(timed_steps) * k)
+  device = jax.devices()[0]
   return {
       "model": config.model.name, "dataset": config.data.name, "batch_size": batch_size,
       "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
-      "multiscale_factor": config.model.multiscale.factor, "compile_s": round(compile_s, 3), "train_step_s_median": round(step_s, 5),
-      "train_step_s_min": round(min(times), 5), "train_step_s_max": round(max(times), 5),
+      "multiscale_factor": config.model.multiscale.factor,
+      "precision": config.training.precision, "steps_per_dispatch": steps_per_dispatch,
+      "loop": "host batches" if steps_per_dispatch == 0 else "device-resident data",
+      "device_kind": device.device_kind, "platform": device.platform,
+      "device_count": jax.device_count(), "compile_s": round(compile_s, 3),
+      "train_step_s": round(step_s, 6), "timed_steps": calls(timed_steps) * k,
       "train_images_per_s": round(batch_size / step_s, 2),
       "peak_rss_mib": round(peak_rss_mib(), 1),
   }
@@ -153,25 +192,43 @@ def main(argv):
   for config in configs.values():
     if FLAGS.batch_size is not None:
       config.training.batch_size = FLAGS.batch_size
+    if FLAGS.precision is not None:
+      config.training.precision = FLAGS.precision
     defaults.validate(config)
-  first_step_s = None
-  step_times = {path: [] for path in configs}
+  dispatches = FLAGS.steps_per_dispatch
+  runs = [(path, int(k)) for path, config in configs.items()
+          for k in (dispatches or [config.training.steps_per_dispatch])]
+  step_times = {run: [] for run in runs}
   for repeat in range(FLAGS.repeats):
-    for path, config in configs.items():
-      result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps)
-      first_step_s = first_step_s or result["train_step_s_median"]
-      result["step_time_ratio_to_first"] = round(result["train_step_s_median"] / first_step_s, 3)
-      step_times[path].append(result["train_step_s_median"])
-      if FLAGS.sample and repeat == 0:
+    for path, k in runs:
+      config = configs[path]
+      result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
+      step_times[(path, k)].append(result["train_step_s"])
+      result["step_time_ratio_to_first"] = round(
+          result["train_step_s"] / step_times[runs[0]][-1], 3)
+      if FLAGS.sample and repeat == 0 and k == runs[0][1]:
         result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
       print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
+      if FLAGS.torch and repeat == 0 and k == runs[0][1] and config.model.name == "pixelcnn":
+        for line in torch_pixelcnn_rows(config, FLAGS.warmup_steps, FLAGS.timed_steps):
+          print(json.dumps({"config": path, **line, **header}), flush=True)
   if FLAGS.repeats > 1:
-    medians = {path: statistics.median(times) for path, times in step_times.items()}
-    first = medians[FLAGS.config[0]]
-    print(json.dumps({"summary": {path: {"median_step_s": round(m, 5),
-                                         "ratio_to_first": round(m / first, 3)}
-                                  for path, m in medians.items()},
+    medians = {run: statistics.median(times) for run, times in step_times.items()}
+    first = medians[runs[0]]
+    print(json.dumps({"summary": {f"{path} k={k}": {"median_step_s": round(m, 6),
+                                                    "ratio_to_first": round(m / first, 3)}
+                                  for (path, k), m in medians.items()},
                       "repeats": FLAGS.repeats, **header}), flush=True)
+
+
+def torch_pixelcnn_rows(config, warmup_steps: int, timed_steps: int) -> list[dict]:
+  """The PyTorch reference's train step in each of its modes, or one line saying why not."""
+  try:
+    import torch_pixelcnn  # experiments/torch_pixelcnn.py; imports torch.
+  except ImportError as e:
+    return [{"torch": f"not run: {e}"}]
+  return [torch_pixelcnn.benchmark(config, mode, warmup_steps, timed_steps)
+          for mode in torch_pixelcnn.available_modes()]
 
 if __name__ == "__main__":
   app.run(main)
