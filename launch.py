@@ -28,7 +28,7 @@ HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 # Failures caused by what the user asked for: reported in one line, without a traceback.
 USER_ERRORS = (defaults.ConfigError, data.DataError, train.CheckpointError,
                train.CheckpointSaveError, finite_guard.NonFiniteError,
-               workdir_lock.WorkdirLockedError)
+               workdir_lock.WorkdirLockedError, figures.FigureRequestError)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",

@@ -16,6 +16,10 @@ from pixelrnn import data as data_lib
 from pixelrnn import images, multiscale, sampling, train
 
 
+class FigureRequestError(ValueError):
+  """A figure asked for more, or other, images than the data or the model allow."""
+
+
 def spread_indices(num_available: int, count: int) -> np.ndarray:
   """`count` distinct indices spread evenly over [0, num_available), first and last included.
 
@@ -23,8 +27,8 @@ def spread_indices(num_available: int, count: int) -> np.ndarray:
   split would all look alike.
   """
   if not 1 <= count <= num_available:
-    raise ValueError(f"Cannot pick {count} images from {num_available}: need 1 <= count <= "
-                     f"{num_available}.")
+    raise FigureRequestError(f"Cannot pick {count} test images from {num_available}: need "
+                             f"1 <= count <= {num_available}.")
   return np.linspace(0, num_available - 1, count).round().astype(int)
 
 
@@ -34,6 +38,8 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
 
   A multi-scale model also writes its small-scale samples to <path>_small.png.
   """
+  if num_samples < 1:
+    raise FigureRequestError(f"num_samples={num_samples}: expected at least 1.")
   model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
   network = model.merged(params)
   kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature)
@@ -67,10 +73,15 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   shown occluded below its first `observed_rows` rows (default H // 2), then
   `num_completions` completions, then the original.
   """
+  height = data_lib.IMAGE_SPECS[config.data.name][0][0]
+  observed_rows = height // 2 if observed_rows is None else observed_rows
+  if not 0 <= observed_rows <= height:
+    raise FigureRequestError(f"observed_rows={observed_rows}: expected 0 to {height}, the "
+                             f"{config.data.name} image height.")
+  if num_completions < 1:
+    raise FigureRequestError(f"num_completions={num_completions}: expected at least 1.")
   model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
   network = model.merged(params)
-  observed_rows = image_shape[0] // 2 if observed_rows is None else observed_rows
-  sampling.check_observed_rows(observed_rows, image_shape[0])
   test_images = data_lib.load_dataset(config.data, config.data.eval_split).images
   indices = spread_indices(test_images.shape[0], num_images)
   originals = test_images[indices]

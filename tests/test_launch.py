@@ -231,6 +231,18 @@ def test_a_workdir_that_is_a_file_gets_one_line(tmp_path, mode):
                                    "directory (new or one written by an earlier run).")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--mode=inpaint", "--observed_rows=29"],
+     "Error: observed_rows=29: expected 0 to 28, the binarized_mnist image height."),
+    (["--mode=inpaint", "--num_completions=0"], "Error: num_completions=0: expected at least 1."),
+    (["--mode=sample", "--num_samples=0"], "Error: num_samples=0: expected at least 1."),
+])
+def test_a_figure_request_out_of_range_gets_one_line(tmp_path, args, message):
+  # Checked before the workdir is read: this one has no checkpoint.
+  result = launch("--config=configs/quickstart.py", f"--workdir={tmp_path}", *args)
+  assert result.returncode == 2 and result.stderr.strip() == message, result.stderr
+
+
 def test_help_exits_zero():
   result = launch("--help")
   assert result.returncode == 0 and "--workdir" in result.stdout + result.stderr
