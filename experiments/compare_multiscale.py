@@ -9,21 +9,17 @@ multi-scale model), the step budget and the wall time. The Row LSTM pair uses th
 paper-size configs cut to --row_lstm_steps steps.
 """
 
-import json
 import os
-import subprocess
-import sys
-import time
 
 from absl import app, flags
+
+import launch_runs  # experiments/launch_runs.py
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
 flags.DEFINE_string("output", None, "JSONL file the results are appended to.")
 flags.DEFINE_integer("row_lstm_steps", 1000, "Step budget of the Row LSTM pair.")
 flags.mark_flags_as_required(["workroot", "output"])
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def runs():
@@ -44,20 +40,8 @@ def main(argv):
   if os.path.exists(FLAGS.workroot):
     raise app.UsageError(f"--workroot {FLAGS.workroot!r} exists; give a new directory.")
   for name, config, overrides in runs():
-    command = [sys.executable, "launch.py", f"--config={config}",
-               f"--workdir={os.path.join(FLAGS.workroot, name)}", *overrides]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if done.returncode:
-      raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    record = {"run": name, "config": config, "overrides": overrides,
-              "wall_s": round(time.perf_counter() - start, 1), **result,
-              "date": time.strftime("%Y-%m-%d"), "command": " ".join(command[1:])}
-    print(json.dumps(record), flush=True)
-    with open(FLAGS.output, "a") as f:
-      f.write(json.dumps(record) + "\n")
-
+    launch_runs.record(FLAGS.output, launch_runs.train(
+        name, config, os.path.join(FLAGS.workroot, name), overrides))
 
 if __name__ == "__main__":
   app.run(main)

@@ -11,14 +11,12 @@ launch.py in fresh workdirs, and appends one JSON line per run: the final test N
 to the float32 run of the same seed, and the wall time.
 """
 
-import json
 import os
 import platform
-import subprocess
-import sys
-import time
 
 from absl import app, flags
+
+import launch_runs  # experiments/launch_runs.py
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
@@ -28,9 +26,6 @@ flags.DEFINE_list("seeds", ["0"], "Seeds (initialisation and data order), one pa
 flags.DEFINE_list("precisions", ["float32", "bfloat16"], "training.precision values; float32 "
                   "first, as the reference of the gaps.")
 flags.mark_flags_as_required(["workroot", "output"])
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def main(argv):
   del argv
@@ -47,23 +42,13 @@ def main(argv):
                    f"--config.training.eval_every_steps={FLAGS.steps}",
                    f"--config.training.checkpoint_every_steps={FLAGS.steps}",
                    "--samples_after_training=0"]
-      command = [sys.executable, "launch.py", "--config=configs/quickstart.py",
-                 f"--workdir={os.path.join(FLAGS.workroot, name)}", *overrides]
-      start = time.perf_counter()
-      done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-      if done.returncode:
-        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
-      nll = json.loads(done.stdout.strip().splitlines()[-1])["nll_nats"]
-      reference = nll if reference is None else reference
-      record = {"run": name, "seed": int(seed), "precision": precision, "steps": FLAGS.steps,
-                "test_nll_nats": nll, "gap_to_float32": round(nll / reference - 1.0, 5),
-                "wall_s": round(time.perf_counter() - start, 1), "cpu": platform.processor()
-                or platform.machine(), "cpu_cores": os.cpu_count(),
-                "date": time.strftime("%Y-%m-%d"), "command": " ".join(command[1:])}
-      print(json.dumps(record), flush=True)
-      with open(FLAGS.output, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
+      row = launch_runs.train(name, "configs/quickstart.py", os.path.join(FLAGS.workroot, name),
+                              overrides)
+      reference = row["nll_nats"] if reference is None else reference
+      launch_runs.record(FLAGS.output, {
+          **row, "seed": int(seed), "precision": precision, "steps": FLAGS.steps,
+          "gap_to_float32": round(row["nll_nats"] / reference - 1.0, 5),
+          "cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count()})
 
 if __name__ == "__main__":
   app.run(main)
