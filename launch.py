@@ -21,13 +21,14 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pixelrnn import (data, defaults, figures, finite_guard, stopping, train, workdir_lock)
+from pixelrnn import (checkpoints, data, defaults, figures, finite_guard, stopping, train,
+                      workdir_lock)
 
 MODES = ("train", "eval", "sample", "inpaint")
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 # Failures caused by what the user asked for: reported in one line, without a traceback.
-USER_ERRORS = (defaults.ConfigError, data.DataError, train.CheckpointError,
-               train.CheckpointSaveError, finite_guard.NonFiniteError,
+USER_ERRORS = (defaults.ConfigError, data.DataError, checkpoints.CheckpointError,
+               checkpoints.CheckpointSaveError, finite_guard.NonFiniteError,
                workdir_lock.WorkdirLockedError, figures.FigureRequestError)
 
 FLAGS = flags.FLAGS

@@ -20,8 +20,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from flax import nnx
 
-from pixelrnn import data as data_lib
-from pixelrnn import models
+from pixelrnn import datasets, models
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s), in order.")
@@ -69,7 +68,7 @@ def count(jaxpr) -> tuple[int, int]:
 
 
 def forward_counts(config, batch_size: int) -> dict:
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   if config.model.multiscale.factor != 1:
     raise ValueError(f"{config.model.name}: multi-scale configs are not counted; count their "
                      "small and large networks' single-scale configs instead.")

@@ -26,8 +26,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from pixelrnn import data as data_lib
-from pixelrnn import defaults, multiscale, sampling, train
+from pixelrnn import datasets, defaults, multiscale, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
@@ -66,7 +65,7 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
   waiting, as the loop does, and the time per step is the wall time of all timed steps
   divided by their number.
   """
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
   state = trainer.initial_state()
   rng = np.random.default_rng(0)
@@ -151,7 +150,7 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   earlier ones observed): its cost per sub-pixel does not depend on which one it is.
   The cached sampler generates whole images.
   """
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh(jax.local_devices()[:1]))
   network = trainer.model.merged(trainer.initial_state().ema_params)
   batch = config.training.batch_size

@@ -37,7 +37,7 @@ import time
 import jax
 from absl import app, flags
 
-from pixelrnn import figures, stopping, train
+from pixelrnn import checkpoints, figures, stopping, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,7 +147,7 @@ def append_piece(workdir: str, piece: dict) -> None:
 def latest_step(workdir: str, config) -> int:
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     return 0
-  return train.checkpoint_manager(workdir, config).latest_step() or 0
+  return checkpoints.manager(workdir, config).latest_step() or 0
 
 
 def record_path(results_dir: str, row: Row) -> str:

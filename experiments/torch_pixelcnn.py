@@ -17,8 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelrnn import data as data_lib
-from pixelrnn import masks
+from pixelrnn import datasets, masks
 
 
 class MaskedConv(torch.nn.Conv2d):
@@ -61,7 +60,7 @@ class PixelCNN(torch.nn.Module):
 
 
 def build(config, device) -> PixelCNN:
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   m = config.model
   return PixelCNN(num_channels=image_shape[-1], num_levels=num_levels, hidden_dim=m.hidden_dim,
                   num_layers=m.num_layers, output_dim=m.output_dim).to(device)
@@ -124,7 +123,7 @@ def benchmark(config, mode: str, warmup_steps: int, timed_steps: int) -> dict:
   """Seconds per train step of the PyTorch reference, measured like our loop: steps
   dispatched back to back on device-resident batches, then one synchronisation."""
   device = "cuda" if torch.cuda.is_available() else "cpu"
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   batch_size = config.training.batch_size
   rng = np.random.default_rng(0)
   batches = [torch.from_numpy(rng.integers(0, num_levels, (batch_size,) + image_shape)

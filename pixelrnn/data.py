@@ -19,6 +19,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from pixelrnn import datasets
+
 BINARIZED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "data_files", "binarized_mnist")
 
 # sha256 of the uncompressed .amat text (the values TFDS records for binarized_mnist).
@@ -30,16 +32,6 @@ BINARIZED_MNIST_FILES = {
     "test": ("binarized_mnist_test.amat.gz", 10000,
              "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
 }
-
-TFDS_DATASETS = {"mnist": ("train", "test"), "cifar10": ("train", "test")}
-DATASETS = ("binarized_mnist",) + tuple(TFDS_DATASETS)
-# (H, W, C) and number of levels of each dataset's images.
-IMAGE_SPECS = {
-    "binarized_mnist": ((28, 28, 1), 2),
-    "mnist": ((28, 28, 1), 256),
-    "cifar10": ((32, 32, 3), 256),
-}
-
 
 class DataError(ValueError):
   """A data file or dataset request is not what was expected."""
@@ -114,10 +106,10 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
   `manual_dir` is passed as `DownloadConfig(manual_dir=...)`: with the dataset's
   original archives there, TFDS builds it with no network access.
   """
-  if name not in TFDS_DATASETS:
-    raise DataError(f"Unknown TFDS dataset {name!r}; valid: {sorted(TFDS_DATASETS)}.")
-  if split not in TFDS_DATASETS[name]:
-    raise DataError(f"Unknown {name} split {split!r}; valid: {list(TFDS_DATASETS[name])}.")
+  if name not in datasets.TFDS_SPLITS:
+    raise DataError(f"Unknown TFDS dataset {name!r}; valid: {sorted(datasets.TFDS_SPLITS)}.")
+  if split not in datasets.TFDS_SPLITS[name]:
+    raise DataError(f"Unknown {name} split {split!r}; valid: {list(datasets.TFDS_SPLITS[name])}.")
   if manual_dir is not None and not os.path.isdir(manual_dir):
     raise DataError(f"manual_dir {manual_dir!r} is not a directory.")
   import tensorflow_datasets as tfds  # Imported here: it pulls in TensorFlow.
@@ -141,9 +133,9 @@ def load_dataset(data_config, split: str) -> Dataset:
   name = data_config.name
   if name == "binarized_mnist":
     return load_binarized_mnist(split)
-  if name in TFDS_DATASETS:
+  if name in datasets.TFDS_SPLITS:
     return load_tfds(name, split, data_config.data_dir, data_config.manual_dir)
-  raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(DATASETS)}.")
+  raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(datasets.NAMES)}.")
 
 
 def check_images(images: np.ndarray, image_shape: tuple[int, int, int], num_levels: int) -> None:

@@ -12,8 +12,7 @@ import difflib
 import ml_collections
 from ml_collections import config_dict
 
-from pixelrnn import data as data_lib
-from pixelrnn import precision
+from pixelrnn import datasets, precision
 
 MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -180,7 +179,7 @@ def _check_integer(name: str, value, minimum: int) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the bad key or value and what was expected."""
   _check_keys(config, base_config(), "")
-  _check_choice("data.name", config.data.name, data_lib.DATASETS)
+  _check_choice("data.name", config.data.name, datasets.NAMES)
   _check_choice("model.name", config.model.name, MODELS)
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
@@ -192,7 +191,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
     raise ConfigError(f"model.multiscale.factor must be an integer >= 1 (1: single-scale), "
                       f"got {ms.factor!r}.")
-  height, width = data_lib.IMAGE_SPECS[config.data.name][0][:2]
+  height, width = datasets.IMAGE_SPECS[config.data.name][0][:2]
   if ms.factor > 1 and (height % ms.factor or width % ms.factor):
     raise ConfigError(f"model.multiscale.factor={ms.factor} must divide the {config.data.name} "
                       f"image size {height}x{width}.")

@@ -27,10 +27,9 @@ with the input-to-state terms precomputed outside the scan. States at skewed
 positions outside the image are kept at zero. About half of the skewed map lies
 outside the image, so the scan is split into `num_phases` consecutive scans (the
 state carried from one to the next), each over only the rows its columns can reach
-(`scan_phases`); the result is the same as one scan over all rows (tested), and the
-train step is about 15% faster with 4 phases on CPU. More phases skip more (6 cover
-1.32x the image's cells instead of 1.48x) but each adds to the compile time (MNIST:
-5.8 s with 4, 8.4 s with 6), and the step-time gain of 6 was not reproducible.
+(`scan_phases`); the result is the same as one scan over all rows (tested). More
+phases skip more of the outside cells, and each adds to the compile time
+(experiments/results/README.md has the measurements behind the default of 4).
 """
 
 from __future__ import annotations
@@ -156,9 +155,8 @@ class DiagonalBiLSTMLayer(nnx.Module):
     """
     batch, height, width, _ = x.shape
     # Both directions' 1x1 input-to-state convolutions as one batched matmul over the
-    # input and its mirror image, stacked on a leading axis (on CPU, two convolutions
-    # whose outputs are then stacked cost ~25% more per layer, mostly in the backward
-    # pass).
+    # input and its mirror image, stacked on a leading axis: cheaper than two
+    # convolutions whose outputs are then stacked, mostly in the backward pass.
     kernels, biases = zip(*(conv.weights() for conv in
                             (self.input_to_state_lr, self.input_to_state_rl)))
     inputs = jnp.stack([x, x[:, :, ::-1]])  # (2, B, H, W, F)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from pixelrnn import data as data_lib
-from pixelrnn import images, multiscale, sampling, train
+from pixelrnn import datasets, images, multiscale, sampling, train
 
 
 class FigureRequestError(ValueError):
@@ -73,7 +73,7 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   shown occluded below its first `observed_rows` rows (default H // 2), then
   `num_completions` completions, then the original.
   """
-  height = data_lib.IMAGE_SPECS[config.data.name][0][0]
+  height = datasets.IMAGE_SPECS[config.data.name][0][0]
   observed_rows = height // 2 if observed_rows is None else observed_rows
   if not 0 <= observed_rows <= height:
     raise FigureRequestError(f"observed_rows={observed_rows}: expected 0 to {height}, the "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import sys
@@ -20,23 +19,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
-from pixelrnn import (defaults, finite_guard, likelihood, models, multiscale, precision, stopping,
-                      workdir_lock)
+from pixelrnn import (checkpoints, datasets, defaults, finite_guard, likelihood, models,
+                      multiscale, optimizers, precision, stopping, workdir_lock)
 from pixelrnn.metric_writers import MetricWriter
-
-
-class CheckpointError(RuntimeError):
-  """A checkpoint is missing or does not match the configuration, or a workdir is unusable."""
-
-
-class CheckpointSaveError(RuntimeError):
-  """Writing a checkpoint failed; the previous complete checkpoint is untouched."""
 
 
 @struct.dataclass
@@ -48,46 +38,8 @@ class TrainState:
   opt_state: optax.OptState
 
 
-def make_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
-  """RMSProp (the paper's choice) or Adam, with optional clipping and schedule."""
-  lr = opt_config.learning_rate
-  if opt_config.schedule == "constant":
-    schedule = optax.constant_schedule(lr)
-  elif opt_config.schedule == "cosine":
-    schedule = optax.cosine_decay_schedule(lr, decay_steps=num_steps)
-  elif opt_config.schedule == "warmup_cosine":
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps)
-  else:
-    raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
-  if opt_config.name == "rmsprop":
-    base = optax.rmsprop(schedule, decay=opt_config.rmsprop_decay, eps=opt_config.eps)
-  elif opt_config.name == "adam":
-    base = optax.adam(schedule, b1=opt_config.adam_b1, b2=opt_config.adam_b2, eps=opt_config.eps)
-  else:
-    raise ValueError(f"Unknown optimizer {opt_config.name!r}; valid: {defaults.OPTIMIZERS}.")
-  if opt_config.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), base)
-  return base
-
-
 def is_multiscale(config) -> bool:
   return config.model.multiscale.factor > 1
-
-
-def make_train_optimizer(config) -> optax.GradientTransformation:
-  """The optimizer of `config`; for a multi-scale model trained "separate"ly, one
-  independent copy for the small network and one for the rest (see defaults.py)."""
-  tx = make_optimizer(config.optimizer, config.training.num_steps)
-  if not is_multiscale(config) or config.training.multiscale_objective == "joint":
-    return tx
-
-  def labels(params):
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "small" if path[0].key == "small" else "large", params)
-
-  # multi_transform keeps a separate state for each label's parameters.
-  return optax.multi_transform({"small": tx, "large": tx}, labels)
 
 
 def loss_weights(config, image_shape: tuple[int, int, int]) -> dict[str, float]:
@@ -223,7 +175,7 @@ class Trainer:
     check_divisible("training.eval_batch_size", training.eval_batch_size, self.mesh)
     self.model, params = models.build(self.config.model, image_shape=self.image_shape,
                                       num_levels=self.num_levels, seed=self.config.seed)
-    self.tx = make_train_optimizer(self.config)
+    self.tx = optimizers.make(self.config)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     self.model = jax.device_put(self.model, self.replicated)
@@ -298,94 +250,6 @@ class Trainer:
     return metrics
 
 
-def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  """Orbax's manager of workdir/checkpoints. Saves are synchronous: a failed write
-  raises at once (the checkpoints here are megabytes, so little is lost by waiting)."""
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.training.max_checkpoints_to_keep, create=True,
-      enable_async_checkpointing=False)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options)
-
-
-def save_checkpoint(manager: ocp.CheckpointManager, step: int, state: TrainState,
-                    force: bool = False) -> None:
-  """Saves `state` as checkpoint `step`; a failure raises CheckpointSaveError naming it."""
-  previous = manager.latest_step()
-  try:
-    manager.save(step, args=ocp.args.StandardSave(state), force=force)
-    manager.wait_until_finished()
-  except Exception as e:  # Orbax raises many types (OSError, ValueError, its own).
-    kept = (f"the last complete checkpoint, step {previous}, is intact" if previous is not None
-            else "no earlier checkpoint exists")
-    raise CheckpointSaveError(
-        f"Saving the checkpoint of step {step} in {manager.directory} failed "
-        f"({type(e).__name__}: {e}); {kept}. Fix the cause and rerun to resume.") from e
-
-
-def check_workdir(workdir: str) -> None:
-  """Raises CheckpointError unless `workdir` is a directory or does not exist yet."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise CheckpointError(f"--workdir {workdir!r} is a file, expected a directory (new or one "
-                          f"written by an earlier run).")
-
-
-def _flatten(prefix: str, group) -> dict:
-  flat = {}
-  for k, v in group.items():
-    if isinstance(v, (dict, ml_collections.ConfigDict)):
-      flat.update(_flatten(f"{prefix}{k}.", v))
-    else:
-      flat[f"{prefix}{k}"] = v
-  return flat
-
-
-def _model_identity(config) -> dict:
-  """The parts of a config that fix the shapes in a checkpoint, as flat dotted keys."""
-  return {"data.name": config.data.name, **_flatten("model.", config.model)}
-
-
-def check_workdir_config(workdir: str, config) -> None:
-  """Records the config in workdir/config.json, or checks it against the recorded one.
-
-  Training settings may change between runs (to train longer, say); the dataset and
-  model may not, since the checkpoint's shapes depend on them.
-  """
-  path = os.path.join(workdir, "config.json")
-  current = _model_identity(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      recorded_json = json.load(f)
-    # Keys added to the schema after the run started take their defaults.
-    recorded = _model_identity(defaults.base_config())
-    recorded.update(_model_identity(ml_collections.ConfigDict(
-        {group: recorded_json.get(group, {}) for group in ("data", "model")})))
-    differing = {k: (recorded.get(k), current.get(k)) for k in set(recorded) | set(current)
-                 if recorded.get(k) != current.get(k)}
-    if differing:
-      raise CheckpointError(
-          f"The checkpoints in {workdir!r} were written for a different model or dataset; "
-          f"(recorded, requested) values: {differing}. Use a new --workdir.")
-    return
-  os.makedirs(workdir, exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json(indent=2))
-  os.replace(tmp, path)
-
-
-def restore_state(trainer: Trainer, manager: ocp.CheckpointManager,
-                  step: int | None = None) -> TrainState:
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise CheckpointError(f"No checkpoint found in {manager.directory}.")
-  try:
-    return manager.restore(step, args=ocp.args.StandardRestore(trainer.abstract_state()))
-  except (ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"Checkpoint {step} in {manager.directory} does not match the "
-                          f"config: {e}") from e
-
-
 def load_data(config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
   train = data_lib.load_dataset(config.data, config.data.train_split)
   test = data_lib.load_dataset(config.data, config.data.eval_split)
@@ -406,7 +270,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   propagates when the state is intact, except for `stopping.QuitNow`.
   """
   defaults.validate(config)
-  check_workdir(workdir)
+  checkpoints.check_workdir(workdir)
   os.makedirs(workdir, exist_ok=True)
   warn = lambda text: tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
   with workdir_lock.WorkdirLock(workdir, warn=warn):
@@ -415,15 +279,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
 
 
 def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> dict:
-  check_workdir_config(workdir, config)
+  checkpoints.record_or_check_config(workdir, config)
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
   data_lib.check_images(train_data.images[:1000], trainer.image_shape, trainer.num_levels)
   training = config.training
-  manager = checkpoint_manager(workdir, config)
+  manager = checkpoints.manager(workdir, config)
   writer = MetricWriter(workdir)
   if manager.latest_step() is not None:
-    state = restore_state(trainer, manager)
+    state = checkpoints.restore(manager, trainer.abstract_state())
   else:
     state = trainer.initial_state()
   start_step = int(state.step)
@@ -461,7 +325,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
   def save(force: bool = False):
     nonlocal saving
     saving = True
-    save_checkpoint(manager, step, state, force=force)
+    checkpoints.save(manager, step, state, force=force)
     saving = False
 
   def save_unless_saved():  # When stopping between the regular checkpoints.
@@ -544,15 +408,15 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
                    devices=None) -> tuple[Trainer, TrainState]:
   """A Trainer for `config` and workdir's latest checkpoint, checked against the config.
 
-  Needs no dataset: the image shape and levels come from `data.IMAGE_SPECS`.
+  Needs no dataset: the image shape and levels come from `datasets.IMAGE_SPECS`.
   """
   defaults.validate(config)
-  check_workdir(workdir)
-  check_workdir_config_exists(workdir)
-  check_workdir_config(workdir, config)
-  image_shape, num_levels = data_lib.IMAGE_SPECS[config.data.name]
+  checkpoints.check_workdir(workdir)
+  checkpoints.require_checkpoints(workdir)
+  checkpoints.record_or_check_config(workdir, config)
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
-  return trainer, restore_state(trainer, checkpoint_manager(workdir, config))
+  return trainer, checkpoints.restore(checkpoints.manager(workdir, config), trainer.abstract_state())
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
@@ -575,6 +439,3 @@ def load_ema_params(config: ml_collections.ConfigDict, workdir: str):
           trainer.num_levels)
 
 
-def check_workdir_config_exists(workdir: str) -> None:
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    raise CheckpointError(f"No checkpoints in workdir {workdir!r}: train there first.")

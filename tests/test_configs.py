@@ -8,8 +8,7 @@ import pytest
 from flax import nnx
 
 from conftest import REPO_ROOT
-from pixelrnn import data as data_lib
-from pixelrnn import defaults, models
+from pixelrnn import datasets, defaults, models
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
 
@@ -28,7 +27,7 @@ def test_there_are_configs():
 def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   config = runpy.run_path(str(path))["get_config"]()
   defaults.validate(config)
-  shape, levels = data_lib.IMAGE_SPECS[config.data.name]
+  shape, levels = datasets.IMAGE_SPECS[config.data.name]
   # Shapes only; the parameters come out as a State (flax's nnx.eval_shape would return
   # the module, whose plain-array masks it keeps as graph metadata, and its trace cache
   # then compares two configs' identical modules by those arrays).
@@ -58,7 +57,7 @@ def test_paper_settings(name, model, layers, hidden):
 ])
 def test_multiscale_configs_subsample_by_two(name, small, large, size):
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
-  shape, _ = data_lib.IMAGE_SPECS[config.data.name]
+  shape, _ = datasets.IMAGE_SPECS[config.data.name]
   ms = config.model.multiscale
   assert (ms.small.name, config.model.name, shape[0] // ms.factor) == (small, large, size)
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from pixelrnn import defaults
@@ -62,3 +65,13 @@ def test_a_misspelt_nested_multiscale_key_is_named_in_full():
   config.model.multiscale.small.hidden = 3
   with pytest.raises(defaults.ConfigError, match=r"Unknown config key 'model.multiscale.small.hidden'"):
     defaults.validate(config)
+
+
+def test_the_schema_does_not_import_the_data_pipeline():
+  # A fresh interpreter: this one has imported everything already.
+  done = subprocess.run([sys.executable, "-c", "import sys, pixelrnn.defaults; "
+                         "print(*sorted(m for m in sys.modules if m.startswith('pixelrnn')))"],
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr
+  modules = done.stdout.split()
+  assert "pixelrnn.data" not in modules and "pixelrnn.datasets" in modules, modules

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from pixelrnn import data as data_lib
-from pixelrnn import defaults, finite_guard, metric_writers, train
+from pixelrnn import checkpoints, defaults, finite_guard, metric_writers, train
 
 
 def tiny_config(num_steps=8, skip=0):
@@ -59,7 +59,7 @@ def test_the_first_nonfinite_step_stops_the_run_before_anything_is_saved(tmp_pat
   with pytest.raises(finite_guard.NonFiniteError,
                      match=r"Step 5: the loss or the gradients are not finite.*last good checkpoint is step 4"):
     train.train_and_evaluate(tiny_config(), str(tmp_path), progress=False)
-  assert train.checkpoint_manager(str(tmp_path), tiny_config()).all_steps() == [2, 4]
+  assert checkpoints.manager(str(tmp_path), tiny_config()).all_steps() == [2, 4]
   rows = strict_rows(tmp_path)
   assert rows[-1]["step"] == 5 and rows[-1]["loss"] is None and rows[-1]["finite"] == 0.0
 
@@ -73,12 +73,12 @@ def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(t
   assert all(rows[s]["finite"] == 1.0 for s in (1, 2, 3, 4, 6, 7, 8))
   # Step 5 only advanced the step counter, so step 6 trained from the state of step 4.
   trainer = train.Trainer(tiny_config(skip=1), (28, 28, 1), 2, train.make_mesh())
-  manager = train.checkpoint_manager(str(tmp_path), tiny_config())
-  four = train.restore_state(trainer, manager, 4)
+  manager = checkpoints.manager(str(tmp_path), tiny_config())
+  four = checkpoints.restore(manager, trainer.abstract_state(), 4)
   batch6 = next(data_lib.train_batches(data_lib.load_binarized_mnist("train").images, 8, 0, 5))
   expected, _ = trainer.train_step(trainer.model, four.replace(step=four.step + 1),
                                    trainer.shard_batch(batch6))
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(train.restore_state(trainer, manager, 6)),
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(checkpoints.restore(manager, trainer.abstract_state(), 6)),
                jax.device_get(expected))
 
 
@@ -103,8 +103,9 @@ def test_a_diverging_launch_exits_nonzero_naming_the_step_and_keeps_a_finite_che
   assert f"the last good checkpoint is step {step - 1}" in error[0]
   config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
   config.model.num_layers, config.optimizer.grad_clip_norm = 1, 0.0
-  manager = train.checkpoint_manager(str(workdir), config)
+  manager = checkpoints.manager(str(workdir), config)
   assert manager.latest_step() == step - 1
-  state = train.restore_state(train.Trainer(config, (28, 28, 1), 2, train.make_mesh()), manager)
+  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  state = checkpoints.restore(manager, trainer.abstract_state())
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state)))
   strict_rows(workdir)  # Parses as strict JSON.

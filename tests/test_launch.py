@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from pixelrnn import data, stopping, train
+from pixelrnn import checkpoints, data, stopping, train
 
 FEW_STEPS = ["--config.training.num_steps=4", "--config.training.checkpoint_every_steps=2",
              "--config.training.eval_batch_size=1000", "--config.data.eval_split=validation",
@@ -174,7 +174,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tm
   assert returncode == 143, stderr[-3000:]
   assert "Traceback" not in stderr
   config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
-  step = train.checkpoint_manager(str(workdir), config).latest_step()
+  step = checkpoints.manager(str(workdir), config).latest_step()
   assert step is not None and step >= 5
   assert f"Stopped (SIGTERM): saved a checkpoint at step {step}; rerun to resume." in stderr
 
@@ -191,7 +191,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tm
 
 def restored_state(config, workdir):
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
-  return jax.device_get(train.restore_state(trainer, train.checkpoint_manager(str(workdir), config)))
+  return jax.device_get(checkpoints.restore(checkpoints.manager(str(workdir), config), trainer.abstract_state()))
 
 
 @pytest.mark.parametrize("args, message", [

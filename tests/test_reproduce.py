@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from pixelrnn import stopping, train
+from pixelrnn import checkpoints, stopping, train
 
 spec = importlib.util.spec_from_file_location("reproduce", REPO_ROOT / "experiments" / "reproduce.py")
 reproduce = importlib.util.module_from_spec(spec)
@@ -46,8 +46,8 @@ def tiny_row(tmp_path):
 def restored_state(row, workroot):
   config = reproduce.load_config(row)
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
-  manager = train.checkpoint_manager(str(workroot / row.name), config)
-  return jax.device_get(train.restore_state(trainer, manager))
+  manager = checkpoints.manager(str(workroot / row.name), config)
+  return jax.device_get(checkpoints.restore(manager, trainer.abstract_state()))
 
 
 def test_a_row_run_in_two_step_pieces_equals_one_run_and_is_recorded(tmp_path, tiny_row):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from pixelrnn import train, workdir_lock
+from pixelrnn import checkpoints, train, workdir_lock
 
 
 def dead_pid() -> int:
@@ -88,7 +88,7 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
     first.kill()
   config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
   config.model.num_layers = 1
-  step = train.checkpoint_manager(str(workdir), config).latest_step()
+  step = checkpoints.manager(str(workdir), config).latest_step()
   final = f"--config.training.num_steps={step + 4}"
   resumed = launch(f"--workdir={workdir}", final)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -98,7 +98,7 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
   straight = launch(f"--workdir={tmp_path / 'straight'}", final)
   assert straight.returncode == 0, straight.stderr[-3000:]
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
-  states = [jax.device_get(train.restore_state(trainer, train.checkpoint_manager(str(d), config)))
+  states = [jax.device_get(checkpoints.restore(checkpoints.manager(str(d), config), trainer.abstract_state()))
             for d in (workdir, tmp_path / "straight")]
   assert int(states[0].step) == step + 4
   jax.tree.map(np.testing.assert_array_equal, *states)

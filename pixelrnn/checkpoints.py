@@ -1,0 +1,115 @@
+"""Checkpoints of a workdir: orbax's manager of workdir/checkpoints, atomic synchronous
+saves, restore, and workdir/config.json, which pins the model and dataset a workdir's
+checkpoints were written for."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+from pixelrnn import defaults
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing or does not match the configuration, or a workdir is unusable."""
+
+
+class CheckpointSaveError(RuntimeError):
+  """Writing a checkpoint failed; the previous complete checkpoint is untouched."""
+
+
+def manager(workdir: str, config) -> ocp.CheckpointManager:
+  """Orbax's manager of workdir/checkpoints. Saves are synchronous: a failed write
+  raises at once (the checkpoints here are megabytes, so little is lost by waiting)."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=config.training.max_checkpoints_to_keep, create=True,
+      enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, force: bool = False) -> None:
+  """Saves `state` as checkpoint `step`; a failure raises CheckpointSaveError naming it."""
+  previous = manager.latest_step()
+  try:
+    manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    manager.wait_until_finished()
+  except Exception as e:  # Orbax raises many types (OSError, ValueError, its own).
+    kept = (f"the last complete checkpoint, step {previous}, is intact" if previous is not None
+            else "no earlier checkpoint exists")
+    raise CheckpointSaveError(
+        f"Saving the checkpoint of step {step} in {manager.directory} failed "
+        f"({type(e).__name__}: {e}); {kept}. Fix the cause and rerun to resume.") from e
+
+
+def check_workdir(workdir: str) -> None:
+  """Raises CheckpointError unless `workdir` is a directory or does not exist yet."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise CheckpointError(f"--workdir {workdir!r} is a file, expected a directory (new or one "
+                          f"written by an earlier run).")
+
+
+def _flatten(prefix: str, group) -> dict:
+  flat = {}
+  for k, v in group.items():
+    if isinstance(v, (dict, ml_collections.ConfigDict)):
+      flat.update(_flatten(f"{prefix}{k}.", v))
+    else:
+      flat[f"{prefix}{k}"] = v
+  return flat
+
+
+def _model_identity(config) -> dict:
+  """The parts of a config that fix the shapes in a checkpoint, as flat dotted keys."""
+  return {"data.name": config.data.name, **_flatten("model.", config.model)}
+
+
+def record_or_check_config(workdir: str, config) -> None:
+  """Records the config in workdir/config.json, or checks it against the recorded one.
+
+  Training settings may change between runs (to train longer, say); the dataset and
+  model may not, since the checkpoint's shapes depend on them.
+  """
+  path = os.path.join(workdir, "config.json")
+  current = _model_identity(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded_json = json.load(f)
+    # Keys added to the schema after the run started take their defaults.
+    recorded = _model_identity(defaults.base_config())
+    recorded.update(_model_identity(ml_collections.ConfigDict(
+        {group: recorded_json.get(group, {}) for group in ("data", "model")})))
+    differing = {k: (recorded.get(k), current.get(k)) for k in set(recorded) | set(current)
+                 if recorded.get(k) != current.get(k)}
+    if differing:
+      raise CheckpointError(
+          f"The checkpoints in {workdir!r} were written for a different model or dataset; "
+          f"(recorded, requested) values: {differing}. Use a new --workdir.")
+    return
+  os.makedirs(workdir, exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json(indent=2))
+  os.replace(tmp, path)
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
+  """Checkpoint `step` (default: the latest) of `manager`, in the structure, shapes and
+  shardings of `abstract_state` (e.g. `Trainer.abstract_state()`)."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise CheckpointError(f"No checkpoint found in {manager.directory}.")
+  try:
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"Checkpoint {step} in {manager.directory} does not match the "
+                          f"config: {e}") from e
+
+
+def require_checkpoints(workdir: str) -> None:
+  """Raises CheckpointError unless `workdir` holds a checkpoints folder."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise CheckpointError(f"No checkpoints in workdir {workdir!r}: train there first.")

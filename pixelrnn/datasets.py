@@ -1,0 +1,15 @@
+"""The datasets a config may name, and the shape and number of levels of their images.
+
+Kept apart from `data.py` (which loads them) so that the config schema and anything
+else that needs only the shapes does not import the data pipeline.
+"""
+
+# Each TFDS dataset's splits.
+TFDS_SPLITS = {"mnist": ("train", "test"), "cifar10": ("train", "test")}
+NAMES = ("binarized_mnist",) + tuple(TFDS_SPLITS)
+# (H, W, C) and number of levels of each dataset's images.
+IMAGE_SPECS = {
+    "binarized_mnist": ((28, 28, 1), 2),
+    "mnist": ((28, 28, 1), 256),
+    "cifar10": ((32, 32, 3), 256),
+}

@@ -1,0 +1,48 @@
+"""The optimizer of a config: the paper's RMSProp or Adam, with a learning-rate schedule
+and optional gradient clipping, and one independent copy per network for a multi-scale
+model trained "separate"ly."""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from pixelrnn import defaults
+
+
+def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
+  """RMSProp (the paper's choice) or Adam, with optional clipping and schedule."""
+  lr = opt_config.learning_rate
+  if opt_config.schedule == "constant":
+    schedule = optax.constant_schedule(lr)
+  elif opt_config.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(lr, decay_steps=num_steps)
+  elif opt_config.schedule == "warmup_cosine":
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps)
+  else:
+    raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
+  if opt_config.name == "rmsprop":
+    base = optax.rmsprop(schedule, decay=opt_config.rmsprop_decay, eps=opt_config.eps)
+  elif opt_config.name == "adam":
+    base = optax.adam(schedule, b1=opt_config.adam_b1, b2=opt_config.adam_b2, eps=opt_config.eps)
+  else:
+    raise ValueError(f"Unknown optimizer {opt_config.name!r}; valid: {defaults.OPTIMIZERS}.")
+  if opt_config.grad_clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), base)
+  return base
+
+
+def make(config) -> optax.GradientTransformation:
+  """The optimizer of `config`; for a multi-scale model trained "separate"ly, one
+  independent copy for the small network and one for the rest (see defaults.py)."""
+  tx = base_optimizer(config.optimizer, config.training.num_steps)
+  if config.model.multiscale.factor == 1 or config.training.multiscale_objective == "joint":
+    return tx
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "small" if path[0].key == "small" else "large", params)
+
+  # multi_transform keeps a separate state for each label's parameters.
+  return optax.multi_transform({"small": tx, "large": tx}, labels)
