@@ -416,7 +416,8 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
   checkpoints.record_or_check_config(workdir, config)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
-  return trainer, checkpoints.restore(checkpoints.manager(workdir, config), trainer.abstract_state())
+  manager = checkpoints.manager(workdir, config)
+  return trainer, checkpoints.restore(manager, trainer.abstract_state())
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,

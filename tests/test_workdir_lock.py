@@ -72,9 +72,9 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
                             "--config.training.num_steps=100000"], cwd=REPO_ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
-    checkpoints = workdir / "checkpoints"
+    saved = workdir / "checkpoints"
     deadline = time.monotonic() + 300
-    while not (checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())):
+    while not (saved.is_dir() and any(p.name.isdigit() for p in saved.iterdir())):
       assert first.poll() is None and time.monotonic() < deadline, "training did not start"
       time.sleep(0.2)
     start = time.monotonic()
@@ -98,7 +98,8 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
   straight = launch(f"--workdir={tmp_path / 'straight'}", final)
   assert straight.returncode == 0, straight.stderr[-3000:]
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
-  states = [jax.device_get(checkpoints.restore(checkpoints.manager(str(d), config), trainer.abstract_state()))
+  states = [jax.device_get(checkpoints.restore(checkpoints.manager(str(d), config),
+                                               trainer.abstract_state()))
             for d in (workdir, tmp_path / "straight")]
   assert int(states[0].step) == step + 4
   jax.tree.map(np.testing.assert_array_equal, *states)
