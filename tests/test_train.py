@@ -66,8 +66,8 @@ def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
 
   test = data_lib.load_binarized_mnist("test")
   trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
-  before = trainer.evaluate(trainer.initial_state().ema_params, test.images)
-  # Untrained: at best a uniform model, 784 ln 2 = 543 nats.
+  before = trainer.evaluate(trainer.initial_state().ema_params, test.images[:1000])
+  # Untrained: at best a uniform model, 784 ln 2 = 543 nats (on any subset).
   assert before["nll_nats"] > 0.95 * 784 * math.log(2), before
 
   after = train.train_and_evaluate(config, str(tmp_path), progress=False)
