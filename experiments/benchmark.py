@@ -8,7 +8,9 @@ time of back-to-back steps, as the training loop dispatches them), the compile t
 the device kind, precision, batch size and steps per dispatch, the process's peak RSS
 so far, and the ratio of its step time to the first run's (so compare in one run).
 `--steps_per_dispatch=0,1,10` times the host-fed one-step loop (0) beside the
-device-resident loop at k = 1 and 10. With `--torch` (and torch installed) each
+device-resident loop at k = 1 and 10. `--pallas_lstm=false,true` times a recurrent
+model's jnp scan beside its Pallas kernel (pixelrnn/lstm_kernel.py; on a CPU the kernel
+runs in interpret mode, which says nothing about its speed). With `--torch` (and torch installed) each
 PixelCNN config is also timed in PyTorch (experiments/torch_pixelcnn.py) in the same
 process. Batches are random images of the dataset's shape and levels, so no dataset is
 needed.
@@ -37,6 +39,8 @@ flags.DEFINE_list("steps_per_dispatch", None, "Loops to time, side by side: k >=
                   "call on device-resident data, 0 for host batches one step per call "
                   "(default: each config's training.steps_per_dispatch).")
 flags.DEFINE_string("precision", None, "Overrides config.training.precision.")
+flags.DEFINE_list("pallas_lstm", None, "Recurrent configs: values of config.model.pallas_lstm "
+                  "to time side by side (e.g. false,true); default: the config's.")
 flags.DEFINE_bool("torch", False, "Also time experiments/torch_pixelcnn.py's PyTorch PixelCNN "
                   "of each PixelCNN config (eager, torch.compile, and on a GPU torch.compile "
                   "with CUDA graphs), when torch is installed.")
@@ -49,6 +53,12 @@ flags.mark_flag_as_required("config")
 
 def load_config(path: str):
   return runpy.run_path(path)["get_config"]()
+
+
+def parse_bool(value: str) -> bool:
+  if value.lower() not in ("true", "false"):
+    raise app.UsageError(f"--pallas_lstm takes true or false, got {value!r}.")
+  return value.lower() == "true"
 
 
 def peak_rss_mib() -> float:
@@ -105,6 +115,7 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
       "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
       "multiscale_factor": config.model.multiscale.factor,
       "precision": config.training.precision, "steps_per_dispatch": steps_per_dispatch,
+      "pallas_lstm": config.model.pallas_lstm,
       "loop": "host batches" if steps_per_dispatch == 0 else "device-resident data",
       "device_kind": device.device_kind, "platform": device.platform,
       "device_count": jax.device_count(), "compile_s": round(compile_s, 3),
@@ -195,28 +206,36 @@ def main(argv):
       config.training.precision = FLAGS.precision
     defaults.validate(config)
   dispatches = FLAGS.steps_per_dispatch
-  runs = [(path, int(k)) for path, config in configs.items()
-          for k in (dispatches or [config.training.steps_per_dispatch])]
+  kernels = [parse_bool(value) for value in FLAGS.pallas_lstm or []]
+  runs = [(path, int(k), pallas) for path, config in configs.items()
+          for k in (dispatches or [config.training.steps_per_dispatch])
+          for pallas in (kernels if config.model.name in defaults.RECURRENT_MODELS and kernels
+                         else [config.model.pallas_lstm])]
   step_times = {run: [] for run in runs}
+  first_run_of = {}
+  for run in runs:
+    first_run_of.setdefault(run[0], run)
   for repeat in range(FLAGS.repeats):
-    for path, k in runs:
-      config = configs[path]
+    for path, k, pallas in runs:
+      config = configs[path].copy_and_resolve_references()
+      config.model.pallas_lstm = pallas
       result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
-      step_times[(path, k)].append(result["train_step_s"])
+      step_times[(path, k, pallas)].append(result["train_step_s"])
       result["step_time_ratio_to_first"] = round(
           result["train_step_s"] / step_times[runs[0]][-1], 3)
-      if FLAGS.sample and repeat == 0 and k == runs[0][1]:
+      once = repeat == 0 and first_run_of[path] == (path, k, pallas)
+      if FLAGS.sample and once:
         result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
       print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
-      if FLAGS.torch and repeat == 0 and k == runs[0][1] and config.model.name == "pixelcnn":
+      if FLAGS.torch and once and config.model.name == "pixelcnn":
         for line in torch_pixelcnn_rows(config, FLAGS.warmup_steps, FLAGS.timed_steps):
           print(json.dumps({"config": path, **line, **header}), flush=True)
   if FLAGS.repeats > 1:
     medians = {run: statistics.median(times) for run, times in step_times.items()}
     first = medians[runs[0]]
-    print(json.dumps({"summary": {f"{path} k={k}": {"median_step_s": round(m, 6),
-                                                    "ratio_to_first": round(m / first, 3)}
-                                  for (path, k), m in medians.items()},
+    print(json.dumps({"summary": {f"{path} k={k} pallas_lstm={pallas}": {
+                          "median_step_s": round(m, 6), "ratio_to_first": round(m / first, 3)}
+                          for (path, k, pallas), m in medians.items()},
                       "repeats": FLAGS.repeats, **header}), flush=True)
 
 

@@ -62,9 +62,15 @@ def _flatten(prefix: str, group) -> dict:
   return flat
 
 
+# Model keys that choose how the model computes, not its parameters.
+_COMPUTATION_KEYS = ("pallas_lstm",)
+
+
 def _model_identity(config) -> dict:
   """The parts of a config that fix the shapes in a checkpoint, as flat dotted keys."""
-  return {"data.name": config.data.name, **_flatten("model.", config.model)}
+  model = {key: value for key, value in _flatten("model.", config.model).items()
+           if key.rsplit(".", 1)[-1] not in _COMPUTATION_KEYS}
+  return {"data.name": config.data.name, **model}
 
 
 def record_or_check_config(workdir: str, config) -> None:

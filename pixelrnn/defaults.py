@@ -15,6 +15,7 @@ from ml_collections import config_dict
 from pixelrnn import datasets, precision
 
 MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
+RECURRENT_MODELS = ("row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -40,6 +41,10 @@ def base_config() -> ml_collections.ConfigDict:
   # Connections of the recurrent models (PixelCNN blocks are always residual):
   config.model.residual = True  # Add each layer's 1x1 (h -> 2h) output to its input.
   config.model.skip = False  # Feed the sum of every layer's output to the head.
+  # Recurrent models: run each layer's LSTM recurrence as one Pallas kernel per pass
+  # (pixelrnn/lstm_kernel.py; Triton on a GPU, interpret mode elsewhere, which is slow).
+  # Same parameters and, up to float rounding, the same values as the default path.
+  config.model.pallas_lstm = False
   # Multi-scale model (pixelrnn/multiscale.py): with factor f >= 2 the model above is the
   # large, conditional network and `small` models the (H/f, W/f) subsample first.
   config.model.multiscale = ml_collections.ConfigDict()
@@ -53,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.multiscale.small.output_dim = 32
   config.model.multiscale.small.residual = True
   config.model.multiscale.small.skip = False
+  config.model.multiscale.small.pallas_lstm = False
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 16
@@ -212,9 +218,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in keys:
       _check_positive(f"{group}.{key}", section[key])
   for group, section in (("model", config.model), ("model.multiscale.small", ms.small)):
-    for key in ("residual", "skip"):
+    for key in ("residual", "skip", "pallas_lstm"):
       if not isinstance(section[key], bool):
         raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
+    if section.pallas_lstm and section.name not in RECURRENT_MODELS:
+      raise ConfigError(f"{group}.pallas_lstm applies to the recurrent models "
+                        f"{list(RECURRENT_MODELS)}, not {section.name!r}.")
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
   _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)
   for key in ("ema_decay",):

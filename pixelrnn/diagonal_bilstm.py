@@ -30,6 +30,8 @@ state carried from one to the next), each over only the rows its columns can rea
 (`scan_phases`); the result is the same as one scan over all rows (tested). More
 phases skip more of the outside cells, and each adds to the compile time
 (experiments/results/README.md has the measurements behind the default of 4).
+With `pallas_lstm`, one kernel (`lstm_kernel.py`) runs all columns of both directions
+instead, each in a single launch per pass.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
-from pixelrnn import masks
+from pixelrnn import lstm_kernel, masks
 from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
@@ -130,11 +132,14 @@ class DiagonalBiLSTMLayer(nnx.Module):
   """
 
   layout = (0, 1, 2, 3)  # Maps batch first, as given: see `RecurrentStack`.
+  # The state-to-state kernel's taps [h(i - 1), h(i)] along a skewed column.
+  taps = (-1, 0)
 
   def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0, num_phases: int = 4):
+               conditioning_dim: int = 0, num_phases: int = 4, pallas_lstm: bool = False):
     self.hidden_dim = hidden_dim
     self.num_phases = num_phases
+    self.pallas_lstm = pallas_lstm
     self.conditioning_lr = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.conditioning_rl = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     gate_groups = masks.gate_groups(hidden_dim, num_channels, 4)
@@ -171,7 +176,13 @@ class DiagonalBiLSTMLayer(nnx.Module):
     gates_in = gates_in.reshape((2, batch) + gates_in.shape[1:])  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
-    hidden = phased_lstm_scan(gates_in, self.state_to_state[...], valid, self.num_phases)
+    if self.pallas_lstm:  # One kernel over all columns; sequences (direction, batch).
+      hidden = lstm_kernel.lstm_taps_scan(
+          gates_in.reshape(gates_in.shape[:1] + (2 * batch,) + gates_in.shape[3:]),
+          self.state_to_state[...], self.taps, valid[:, 0, 0, :, 0])
+      hidden = hidden.reshape(hidden.shape[:1] + (2, batch) + hidden.shape[2:])
+    else:
+      hidden = phased_lstm_scan(gates_in, self.state_to_state[...], valid, self.num_phases)
     hidden = jnp.moveaxis(hidden, 0, 3)  # (2, B, H, L, h)
     hidden = unskew(hidden.reshape((2 * batch,) + hidden.shape[2:]), width)
     hidden = hidden.reshape((2, batch) + hidden.shape[1:])

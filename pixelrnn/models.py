@@ -5,13 +5,12 @@ from __future__ import annotations
 import jax
 from flax import nnx, struct
 
-from pixelrnn import multiscale, precision
+from pixelrnn import defaults, multiscale, precision
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
 
 MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM}
-RECURRENT_MODELS = ("row_lstm", "diagonal_bilstm")
 
 
 def create_model(model_config, *, num_channels: int, num_levels: int, rngs: nnx.Rngs,
@@ -23,8 +22,9 @@ def create_model(model_config, *, num_channels: int, num_levels: int, rngs: nnx.
                 hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
                 output_dim=model_config.output_dim, conditioning_dim=conditioning_dim,
                 rngs=rngs)
-  if model_config.name in RECURRENT_MODELS:
-    kwargs.update(residual=model_config.residual, skip=model_config.skip)
+  if model_config.name in defaults.RECURRENT_MODELS:
+    kwargs.update(residual=model_config.residual, skip=model_config.skip,
+                  pallas_lstm=model_config.pallas_lstm)
   return MODEL_CLASSES[model_config.name](**kwargs)
 
 

@@ -169,7 +169,7 @@ class RecurrentStack(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K).
 
   `layer_factory(in_features, hidden_dim, num_channels=..., conditioning_dim=...,
-  rngs=...)` builds one recurrent layer mapping (B, H, W, in_features) and an optional
+  pallas_lstm=..., rngs=...)` builds one recurrent layer mapping (B, H, W, in_features) and an optional
   (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g hidden units at
   pixel p see only sub-pixels before (p, g). The factory's `layout`, a permutation of
   the axes (B, H, W, features), is the order in which its layers take and return these
@@ -180,7 +180,8 @@ class RecurrentStack(nnx.Module):
 
   def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
                num_levels: int, hidden_dim: int, num_layers: int, output_dim: int,
-               residual: bool, skip: bool, rngs: nnx.Rngs, conditioning_dim: int = 0):
+               residual: bool, skip: bool, rngs: nnx.Rngs, conditioning_dim: int = 0,
+               pallas_lstm: bool = False):
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
     self.residual = residual
@@ -192,7 +193,7 @@ class RecurrentStack(nnx.Module):
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, features, rngs)
     self.layers = nnx.List([
         layer_factory(features, hidden_dim, num_channels=num_channels,
-                      conditioning_dim=conditioning_dim, rngs=rngs)
+                      conditioning_dim=conditioning_dim, pallas_lstm=pallas_lstm, rngs=rngs)
         for _ in range(num_layers)])
     self.projections = nnx.List([
         MaskedConv(hidden_dim, features, (1, 1), num_channels=num_channels, mask_type="B",

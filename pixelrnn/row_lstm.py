@@ -11,6 +11,8 @@ input groups <= g at its own pixel.
 A layer's hidden state at (i, j) therefore sees its input at (i, j - 1), its own
 pixel's groups <= g, and through the recurrence the triangle of rows r < i with
 j - 1 - (i - r) <= column <= j + (i - r).
+
+With `pallas_lstm`, the scan over rows is one kernel launch per pass (`lstm_kernel.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
-from pixelrnn import masks
+from pixelrnn import lstm_kernel, masks
 from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
@@ -32,10 +34,13 @@ class RowLSTMLayer(nnx.Module):
   """
 
   layout = (1, 0, 2, 3)
+  # The state-to-state kernel's taps [h(j - 1), h(j), h(j + 1)] along the row.
+  taps = (-1, 0, 1)
 
   def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0):
+               conditioning_dim: int = 0, pallas_lstm: bool = False):
     self.hidden_dim = hidden_dim
+    self.pallas_lstm = pallas_lstm
     self.conditioning = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.input_to_state = masks.MaskedConv(
         in_features, 4 * hidden_dim, (1, 3), num_channels=num_channels, mask_type="B",
@@ -48,6 +53,8 @@ class RowLSTMLayer(nnx.Module):
     """x (H, B, W, F); conditioning (H, B, W, c) for a conditional layer."""
     gates_in = row_input_to_state(x, *self.input_to_state.weights())  # (H, B, W, 4h)
     gates_in = conditioning_lib.add_bias(gates_in, self.conditioning, conditioning)
+    if self.pallas_lstm:  # Rows are the steps, the batch the sequences.
+      return lstm_kernel.lstm_taps_scan(gates_in, self.state_to_state[None], self.taps)
     return lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
 
 

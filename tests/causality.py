@@ -11,17 +11,17 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def dependency_pattern(fn, x: jax.Array, seed: int = 0) -> np.ndarray:
+def dependency_pattern(fn, x: jax.Array, seed: int = 0, as_array: bool = False) -> np.ndarray:
   """Which inputs each output depends on, from the exact Jacobian.
 
   fn maps (B, H, W, C) floats to (B, H, W, C, K) logits. Each output sub-pixel's K
   logits are combined with random weights (so no cancellation hides a dependency).
   Returns bool (B, H, W, C, B, H, W, C): [out..., in...] is True where the gradient
-  is nonzero.
+  is nonzero (a jax.Array with `as_array`, for use under jit).
   """
   w = jax.random.normal(jax.random.key(seed), fn(x).shape[-1:])
   jac = jax.jacrev(lambda v: jnp.sum(fn(v) * w, axis=-1))(x)
-  return np.asarray(jac != 0)
+  return jac != 0 if as_array else np.asarray(jac != 0)
 
 
 def raster_order(h: int, w: int, c: int) -> np.ndarray:

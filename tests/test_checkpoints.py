@@ -19,11 +19,23 @@ def test_a_workdir_recorded_for_another_model_is_refused_naming_the_difference(t
   longer = small_config()
   longer.training.num_steps = 10 ** 6  # Training settings may change between runs.
   checkpoints.record_or_check_config(str(tmp_path), longer)
+  on_the_kernel = small_config()
+  on_the_kernel.model.name, on_the_kernel.model.pallas_lstm = "row_lstm", True
+  with pytest.raises(checkpoints.CheckpointError, match=r"'model.name': \('pixelcnn', 'row_lstm'\)"):
+    checkpoints.record_or_check_config(str(tmp_path), on_the_kernel)
   other = small_config()
   other.model.hidden_dim = 6
   with pytest.raises(checkpoints.CheckpointError,
                      match=r"different model or dataset.*'model.hidden_dim': \(4, 6\)"):
     checkpoints.record_or_check_config(str(tmp_path), other)
+
+
+def test_switching_the_lstm_kernel_keeps_the_workdir_since_the_parameters_are_the_same(tmp_path):
+  config = small_config()
+  config.model.name = "diagonal_bilstm"
+  checkpoints.record_or_check_config(str(tmp_path), config)
+  config.model.pallas_lstm = True
+  checkpoints.record_or_check_config(str(tmp_path), config)
 
 
 def test_a_workdir_recorded_before_a_model_key_existed_takes_its_default(tmp_path):

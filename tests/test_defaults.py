@@ -13,7 +13,7 @@ def test_base_config_is_valid():
 def test_unknown_keys_are_refused_with_the_valid_ones():
   config = defaults.base_config()
   config.model.hiden_dim = 3
-  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'residual', 'skip'\]"):
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]"):
     defaults.validate(config)
 
 
@@ -75,3 +75,15 @@ def test_the_schema_does_not_import_the_data_pipeline():
   assert done.returncode == 0, done.stderr
   modules = done.stdout.split()
   assert "pixelrnn.data" not in modules and "pixelrnn.datasets" in modules, modules
+
+
+@pytest.mark.parametrize("group", ["model", "model.multiscale.small"])
+def test_the_pallas_lstm_kernel_is_refused_for_a_model_without_an_lstm(group):
+  config = defaults.base_config()
+  section = config.model if group == "model" else config.model.multiscale.small
+  section.name, section.pallas_lstm = "pixelcnn", True
+  with pytest.raises(defaults.ConfigError, match=rf"{group}.pallas_lstm applies to the recurrent "
+                                                 r"models \['row_lstm', 'diagonal_bilstm'\], not 'pixelcnn'"):
+    defaults.validate(config)
+  section.name = "row_lstm"
+  defaults.validate(config)
