@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pixelrnn import likelihood
+from pixelrnn import convolution, likelihood
 
 _UNCONDITIONAL = ("This model was built without conditioning (conditioning_dim=0) but was "
                   "given a conditioning map.")
@@ -84,8 +84,15 @@ class ConditioningNetwork(nnx.Module):
   def __call__(self, small_images: jax.Array) -> jax.Array:
     h = likelihood.to_model_input(small_images, self.num_levels, self.upsample.kernel.dtype)
     for conv in self.embedding:
-      h = jax.nn.relu(conv(h))
-    return self.upsample(h)
+      h = jax.nn.relu(convolution.same_conv(h, conv.kernel[...]) + conv.bias[...])
+    # The transposed convolution with stride = kernel size = f, as one product: small
+    # pixel (i, j) becomes the f x f block at (i f, j f), through the kernel flipped as
+    # nnx.ConvTranspose applies it. Its gradients are plain products (see convolution.py).
+    batch, height, width, _ = h.shape
+    kernel = self.upsample.kernel[...][::-1, ::-1]
+    blocks = jnp.einsum("bijk,acko->biajco", h, kernel)
+    factor = kernel.shape[0]
+    return blocks.reshape(batch, height * factor, width * factor, -1) + self.upsample.bias[...]
 
 
 def pixel(conditioning: jax.Array | None, i, j) -> jax.Array | None:

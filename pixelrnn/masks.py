@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from pixelrnn import convolution
+
 MaskType = Literal["A", "B"]
 MASK_TYPES = ("A", "B")
 
@@ -112,7 +114,8 @@ class MaskedConv(nnx.Module):
                          padding="SAME", mask=jnp.asarray(mask), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return self.conv(x)
+    kernel, bias = self.weights()
+    return convolution.same_conv(x, kernel) + bias
 
   @property
   def dtype(self):

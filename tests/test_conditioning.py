@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 import causality
-from pixelrnn import conditioning, precision, sampling
+from pixelrnn import conditioning, likelihood, precision, sampling
+from pixelrnn.conditioning import ConditioningNetwork
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
@@ -101,3 +102,11 @@ def test_conditioning_network_upsamples_the_small_image_to_the_large_size():
   with pytest.raises(ValueError, match="factor must be >= 2, got 1"):
     conditioning.ConditioningNetwork(num_channels=1, num_levels=2, factor=1, conditioning_dim=4,
                                      num_layers=1, rngs=nnx.Rngs(0))
+
+
+def test_the_upsampling_product_equals_the_transposed_convolution_it_stands_for():
+  network = ConditioningNetwork(num_channels=1, num_levels=2, factor=2, conditioning_dim=5,
+                                num_layers=0, rngs=nnx.Rngs(0))
+  small = jax.random.bernoulli(jax.random.key(1), 0.5, (2, 3, 4, 1)).astype(jnp.float32)
+  expected = network.upsample(likelihood.to_model_input(small, 2, jnp.float32))
+  np.testing.assert_allclose(network(small), expected, atol=1e-6)
