@@ -10,6 +10,12 @@ cluster's preemption) or Ctrl-C saves a checkpoint at the current step and exits
 status 143 or 130; rerunning the same command continues bit for bit. Bad input (a missing
 config file, an unknown key or value, a workdir that is a file) is reported in one line.
 Library INFO logs are hidden unless --library_logs is given.
+
+Several processes (hosts) train one model together when asked (README: "Training on
+several machines"): every process runs the same command with --distributed, and
+--coordinator_address, --num_processes and --process_id (or the environment variables
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, or a cluster JAX detects,
+such as SLURM) say how they meet.
 """
 
 import json
@@ -21,15 +27,16 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pixelrnn import (checkpoints, data, defaults, figures, finite_guard, stopping, train,
-                      workdir_lock)
+from pixelrnn import (checkpoints, data, defaults, distributed, figures, finite_guard, stopping,
+                      train, workdir_lock)
 
 MODES = ("train", "eval", "sample", "inpaint")
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 # Failures caused by what the user asked for: reported in one line, without a traceback.
 USER_ERRORS = (defaults.ConfigError, data.DataError, checkpoints.CheckpointError,
                checkpoints.CheckpointSaveError, finite_guard.NonFiniteError,
-               workdir_lock.WorkdirLockedError, figures.FigureRequestError)
+               workdir_lock.WorkdirLockedError, figures.FigureRequestError,
+               distributed.DistributedError)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
@@ -50,6 +57,15 @@ flags.DEFINE_integer("samples_after_training", 16, "train: when training finishe
                      "of this many samples to workdir/samples_<step>.png (0: none).")
 flags.DEFINE_bool("library_logs", False, "Show the INFO logs of the libraries (orbax, absl, "
                   "TensorFlow), which are hidden by default.")
+flags.DEFINE_bool("distributed", False, "Join a multi-process run through jax.distributed. The "
+                  "flags below, or else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+                  "JAX_PROCESS_ID, or else JAX's cluster detection (SLURM, Open MPI, "
+                  "Kubernetes, Cloud TPU) say how; giving any of them implies --distributed.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator, the "
+                    "same for every process.")
+flags.DEFINE_integer("num_processes", None, "Number of processes in the run.")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
+flags.DEFINE_integer("distributed_timeout_s", 300, "Seconds to wait for every process to join.")
 flags.mark_flags_as_required(["config", "workdir"])
 flags.register_validator("temperature", lambda t: t > 0, "--temperature must be > 0.")
 
@@ -61,6 +77,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is first imported.
   try:
+    cluster = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    if FLAGS.distributed or any(value is not None for value in cluster):
+      distributed.initialize(*cluster, timeout_s=FLAGS.distributed_timeout_s)
     run(FLAGS.config, FLAGS.workdir)
   except USER_ERRORS as e:
     fail(str(e))
@@ -89,11 +108,11 @@ def run(config, workdir: str) -> None:
     result = {"eval_split": config.data.eval_split, **metrics}
     if FLAGS.samples_after_training > 0:
       samples = figures.write_samples(config, workdir, num_samples=FLAGS.samples_after_training)
-      print(f"Samples: {samples['png']}")
+      distributed.primary_only(print)(f"Samples: {samples['png']}")
       result["samples_png"] = samples["png"]
   else:
     result = {"eval_split": config.data.eval_split, **train.evaluate_checkpoint(config, workdir)}
-  print(json.dumps({"mode": FLAGS.mode, **result}))
+  distributed.primary_only(print)(json.dumps({"mode": FLAGS.mode, **result}))
 
 
 def fail(message: str) -> None:

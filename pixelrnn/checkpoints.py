@@ -73,11 +73,12 @@ def _model_identity(config) -> dict:
   return {"data.name": config.data.name, **model}
 
 
-def record_or_check_config(workdir: str, config) -> None:
+def record_or_check_config(workdir: str, config, write: bool = True) -> None:
   """Records the config in workdir/config.json, or checks it against the recorded one.
 
   Training settings may change between runs (to train longer, say); the dataset and
-  model may not, since the checkpoint's shapes depend on them.
+  model may not, since the checkpoint's shapes depend on them. With `write` False
+  (processes other than 0 of a multi-process run) a missing record is left to others.
   """
   path = os.path.join(workdir, "config.json")
   current = _model_identity(config)
@@ -94,6 +95,8 @@ def record_or_check_config(workdir: str, config) -> None:
       raise CheckpointError(
           f"The checkpoints in {workdir!r} were written for a different model or dataset; "
           f"(recorded, requested) values: {differing}. Use a new --workdir.")
+    return
+  if not write:
     return
   os.makedirs(workdir, exist_ok=True)
   tmp = path + ".tmp"

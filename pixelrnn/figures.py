@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from pixelrnn import data as data_lib
-from pixelrnn import datasets, images, multiscale, sampling, train
+from pixelrnn import datasets, distributed, images, multiscale, sampling, train
 
 
 class FigureRequestError(ValueError):
@@ -30,6 +30,11 @@ def spread_indices(num_available: int, count: int) -> np.ndarray:
     raise FigureRequestError(f"Cannot pick {count} test images from {num_available}: need "
                              f"1 <= count <= {num_available}.")
   return np.linspace(0, num_available - 1, count).round().astype(int)
+
+
+# Every process of a multi-process run draws the figures (they restore the checkpoint
+# together); process 0 writes them.
+save_grid = distributed.primary_only(images.save_grid)
 
 
 def write_samples(config, workdir: str, *, num_samples: int, temperature: float = 1.0,
@@ -55,11 +60,11 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
   seconds = time.perf_counter() - start
   columns = min(8, num_samples)
   path = path or os.path.join(workdir, f"samples_{step}.png")
-  images.save_grid(path, samples[-1], num_levels, columns=columns)
+  save_grid(path, samples[-1], num_levels, columns=columns)
   result = {"png": path}
   if is_multiscale:
     result["small_png"] = path.removesuffix(".png") + "_small.png"
-    images.save_grid(result["small_png"], samples[0], num_levels, columns=columns)
+    save_grid(result["small_png"], samples[0], num_levels, columns=columns)
   return {**result, "step": step, "num_samples": num_samples, "cached_sampler": cached,
           "seconds": round(seconds, 2)}
 
@@ -94,7 +99,7 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   seconds = time.perf_counter() - start
   figure = images.completion_figure(originals, completions, num_levels, observed_rows)
   path = path or os.path.join(workdir, f"completions_{step}.png")
-  images.save_grid(path, figure, 256, columns=num_completions + 2)
+  save_grid(path, figure, 256, columns=num_completions + 2)
   return {"png": path, "step": step, "num_images": num_images,
           "test_indices": [int(i) for i in indices], "num_completions": num_completions,
           "observed_rows": observed_rows, "seconds": round(seconds, 2)}

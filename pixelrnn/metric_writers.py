@@ -17,14 +17,17 @@ class MetricWriter:
   """Appends {'step': s, 'split': ..., **scalars} rows to workdir/metrics.jsonl and
   writes the same scalars to TensorBoard under workdir/tensorboard/<split>."""
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+  def __init__(self, workdir: str, tensorboard: bool = True, active: bool = True):
+    """With `active` False (processes other than 0 of a multi-process run), writes
+    nothing."""
+    self.active = active
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb_dir = os.path.join(workdir, "tensorboard") if tensorboard else None
     self._tb_writers = {}
 
   def truncate_after(self, step: int) -> None:
     """Drops rows logged after `step`: a resumed run re-logs those steps."""
-    if not os.path.exists(self.path):
+    if not self.active or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       rows = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
@@ -34,6 +37,8 @@ class MetricWriter:
     os.replace(tmp, self.path)
 
   def write(self, step: int, split: str, scalars: dict[str, float]) -> None:
+    if not self.active:
+      return
     # Strict JSON: a NaN or infinite value is written as null.
     values = {k: float(v) if math.isfinite(float(v)) else None for k, v in scalars.items()}
     row = {"step": int(step), "split": split, **values}

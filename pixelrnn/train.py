@@ -2,11 +2,13 @@
 full-test-set evaluation, orbax checkpoints with exact resume, and metrics.
 
 The train step is a pure function of (model, state, images). Parameters are
-replicated and the batch is sharded across all devices of a 1-D `data` mesh.
+replicated and the batch is sharded across all devices of a 1-D `data` mesh: every
+process's devices when several processes train together (see `distributed.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -24,8 +26,8 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
-from pixelrnn import (checkpoints, datasets, defaults, finite_guard, likelihood, models,
-                      multiscale, optimizers, precision, stopping, workdir_lock)
+from pixelrnn import (checkpoints, datasets, defaults, distributed, finite_guard, likelihood,
+                      models, multiscale, optimizers, precision, stopping, workdir_lock)
 from pixelrnn.metric_writers import MetricWriter
 
 
@@ -149,15 +151,18 @@ def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Arra
 
 
 def make_mesh(devices=None) -> Mesh:
-  """A 1-D `data` mesh over `devices` (default: all local devices)."""
-  devices = jax.local_devices() if devices is None else list(devices)
+  """A 1-D `data` mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else list(devices)
   return Mesh(np.array(devices), ("data",))
 
 
 def check_divisible(name: str, batch_size: int, mesh: Mesh) -> None:
   if batch_size % mesh.size:
-    raise ValueError(f"{name}={batch_size} must be divisible by the number of devices "
-                     f"({mesh.size}) to shard the batch.")
+    processes = len({d.process_index for d in mesh.devices.flat})
+    over = f" over {processes} processes" if processes > 1 else ""
+    raise defaults.ConfigError(
+        f"{name}={batch_size} must be divisible by the number of devices ({mesh.size}{over}) "
+        f"to shard the batch; it is the global batch, split evenly over all devices.")
 
 
 @dataclasses.dataclass
@@ -178,7 +183,7 @@ class Trainer:
     self.tx = optimizers.make(self.config)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
-    self.model = jax.device_put(self.model, self.replicated)
+    self.model = self.replicate(self.model)
     self._initial_params = params
     policy = precision.policy(training.precision)
     step_fn = precision.traced_with(policy.matmul_precision, functools.partial(
@@ -199,20 +204,27 @@ class Trainer:
         out_shardings=self.replicated)
 
   def initial_state(self) -> TrainState:
-    # A fresh copy each time: the train step donates the state's buffers.
-    params = jax.tree.map(jnp.copy, self._initial_params)
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                       ema_params=jax.tree.map(jnp.copy, params),
-                       opt_state=self.tx.init(params))
-    return jax.device_put(state, self.replicated)
+    """The state before step 1, replicated; fresh buffers on every call (the train step
+    donates the state's buffers)."""
+    return self.replicate(self._unplaced_initial_state())
+
+  def _unplaced_initial_state(self) -> TrainState:
+    params = self._initial_params
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
+                      opt_state=self.tx.init(params))
+
+  def replicate(self, tree):
+    """`tree` with every array leaf copied to all devices of the mesh."""
+    return jax.tree.map(lambda x: distributed.global_array(np.asarray(x), self.replicated), tree)
 
   def abstract_state(self) -> TrainState:
     return jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
-        jax.eval_shape(self.initial_state))
+        jax.eval_shape(self._unplaced_initial_state))
 
   def shard_batch(self, images: np.ndarray) -> jax.Array:
-    return jax.device_put(images, self.batch_sharding)
+    """A batch (B, ...) split over the devices; each process places only its part."""
+    return distributed.global_array(images, self.batch_sharding)
 
   def train_step(self, model: models.FunctionalModel, state: TrainState,
                  images: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -225,7 +237,7 @@ class Trainer:
 
   def device_data(self, images: np.ndarray) -> jax.Array:
     """The training set (N, H, W, C), copied once to every device for `train_steps`."""
-    return jax.device_put(images, self.replicated)
+    return distributed.global_array(images, self.replicated)
 
   def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
     """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim.
@@ -270,22 +282,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   propagates when the state is intact, except for `stopping.QuitNow`.
   """
   defaults.validate(config)
+  distributed.check_same_config(config.to_json(sort_keys=True))
   checkpoints.check_workdir(workdir)
   os.makedirs(workdir, exist_ok=True)
   warn = lambda text: tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
-  with workdir_lock.WorkdirLock(workdir, warn=warn):
+  # Process 0 holds the lock for all processes of the run.
+  lock = workdir_lock.WorkdirLock(workdir, warn=warn)
+  with contextlib.ExitStack() as stack:
+    distributed.on_primary(lambda: stack.enter_context(lock), "lock the workdir")
     return _train_and_evaluate(config, workdir, devices=devices, progress=progress,
                                should_stop=should_stop)
 
 
 def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> dict:
-  checkpoints.record_or_check_config(workdir, config)
+  checkpoints.record_or_check_config(workdir, config, write=distributed.is_primary())
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
   data_lib.check_images(train_data.images[:1000], trainer.image_shape, trainer.num_levels)
   training = config.training
   manager = checkpoints.manager(workdir, config)
-  writer = MetricWriter(workdir)
+  writer = MetricWriter(workdir, active=distributed.is_primary())
   if manager.latest_step() is not None:
     state = checkpoints.restore(manager, trainer.abstract_state())
   else:
@@ -298,11 +314,12 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
   device_data = trainer.device_data(train_data.images)
   per_dispatch = training.steps_per_dispatch
   bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
-                  disable=not progress, dynamic_ncols=True)
+                  disable=not (progress and distributed.is_primary()), dynamic_ncols=True)
+  say = distributed.primary_only(bar.write)
   if 0 < start_step < training.num_steps:
-    bar.write(f"Resuming from step {start_step} (checkpoint in {manager.directory}).")
+    say(f"Resuming from step {start_step} (checkpoint in {manager.directory}).")
   guard = finite_guard.FiniteGuard(training.skip_nonfinite_updates, manager.latest_step,
-                                   warn=lambda text: bar.write(f"Warning: {text}", file=sys.stderr))
+                                   warn=lambda text: say(f"Warning: {text}", file=sys.stderr))
   eval_metrics = None
   step = start_step
   # The newest dispatch whose `finite` flags are not checked yet, as (its first step,
@@ -357,6 +374,11 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       evaluate = is_boundary(step, training.eval_every_steps)
       save_now = is_boundary(step, training.checkpoint_every_steps)
       reason = None if should_stop is None or step == training.num_steps else should_stop(step)
+      if jax.process_count() > 1:
+        # Every process must stop at the same step. They agree where they wait for the
+        # device anyway (logs, evaluations, checkpoints); elsewhere a request waits.
+        synced = logged or evaluate or save_now
+        reason = distributed.any_process(reason) if synced else None
       if logged:
         rows = jax.device_get(stacked)
         for s in logged:
@@ -371,7 +393,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         writer.write(step, "eval", eval_metrics)
         parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
                         if k in eval_metrics)
-        bar.write(f"step {step}: eval {config.data.eval_split} "
+        say(f"step {step}: eval {config.data.eval_split} "
                   f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
                   f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
       if save_now:
@@ -391,9 +413,9 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       step = int(jax.device_get(state.step))  # The interrupt may precede the count's update.
       check_finished_steps()
       save_unless_saved()
-      bar.write(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
+      say(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
     else:
-      bar.write(f"Interrupted: the last complete checkpoint is step {manager.latest_step()}; "
+      say(f"Interrupted: the last complete checkpoint is step {manager.latest_step()}; "
                 "rerun to resume from it.")
     raise
   finally:
@@ -411,6 +433,7 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
   Needs no dataset: the image shape and levels come from `datasets.IMAGE_SPECS`.
   """
   defaults.validate(config)
+  distributed.check_same_config(config.to_json(sort_keys=True))
   checkpoints.check_workdir(workdir)
   checkpoints.require_checkpoints(workdir)
   checkpoints.record_or_check_config(workdir, config)
