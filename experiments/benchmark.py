@@ -18,10 +18,12 @@ needed.
 
 import datetime
 import json
+import os
 import platform
 import resource
 import runpy
 import statistics
+import subprocess
 import time
 
 import jax
@@ -53,6 +55,18 @@ flags.mark_flag_as_required("config")
 
 def load_config(path: str):
   return runpy.run_path(path)["get_config"]()
+
+
+def git_commit() -> str:
+  """The checkout's commit (with "+changes" if the tree differs from it), or "unknown"."""
+  run = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True,
+                                     cwd=os.path.dirname(os.path.abspath(__file__)))
+  try:
+    commit = run("rev-parse", "--short", "HEAD")
+    dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+  except OSError:
+    return "unknown"
+  return commit.stdout.strip() + ("+changes" if dirty else "") if commit.returncode == 0 else "unknown"
 
 
 def parse_bool(value: str) -> bool:
@@ -196,7 +210,8 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
 def main(argv):
   del argv
   header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+            "commit": git_commit(), "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()],
             "machine": platform.processor() or platform.machine()}
   configs = {path: load_config(path) for path in FLAGS.config}
   for config in configs.values():

@@ -19,7 +19,10 @@ def test_the_benchmark_times_both_loops_and_records_device_precision_and_dispatc
   assert (host["loop"], host["steps_per_dispatch"]) == ("host batches", 0)
   assert (device["loop"], device["steps_per_dispatch"], device["timed_steps"]) == (
       "device-resident data", 3, 3)
+  head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                        capture_output=True, text=True).stdout.strip()
   for line in (host, device):
+    assert line["commit"].startswith(head or "unknown")
     assert line["precision"] == "float32" and line["batch_size"] == 4
     assert line["platform"] == "cpu" and line["device_kind"]
     assert line["train_step_s"] > 0 and line["train_images_per_s"] == round(4 / line["train_step_s"], 2)

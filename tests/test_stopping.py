@@ -40,15 +40,20 @@ def test_the_stop_message_names_the_step_and_the_reason():
 
 def test_a_first_ctrl_c_is_recorded_with_a_notice_and_a_second_quits_at_once():
   notices = []
-  before = signal.getsignal(signal.SIGINT)
-  with stopping.StopRequests(notify=notices.append) as requests:
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(0.01)
-    assert requests(1) == "SIGINT" and notices == [stopping.CTRL_C_NOTICE]
-    with pytest.raises(stopping.QuitNow):
+  # As in an interactive shell, whatever the test runner inherited (a background job of a
+  # script starts with SIGINT ignored, which StopRequests leaves alone).
+  inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with stopping.StopRequests(notify=notices.append) as requests:
       os.kill(os.getpid(), signal.SIGINT)
       time.sleep(0.01)
-  assert signal.getsignal(signal.SIGINT) is before
+      assert requests(1) == "SIGINT" and notices == [stopping.CTRL_C_NOTICE]
+      with pytest.raises(stopping.QuitNow):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, inherited)
 
 
 def test_an_ignored_sigint_stays_ignored():
