@@ -79,9 +79,9 @@ def check_same_config(config_json: str) -> None:
   Each process's SHA-256 of `config_json` is gathered by every process, so all of them
   raise DistributedError together, naming the processes that differ from process 0.
   """
-  digest = np.frombuffer(hashlib.sha256(config_json.encode()).digest(), np.uint8)
   if jax.process_count() == 1:
     return
+  digest = np.frombuffer(hashlib.sha256(config_json.encode()).digest(), np.uint8)
   digests = np.asarray(multihost_utils.process_allgather(digest))  # (P, 32)
   differing = [p for p in range(len(digests)) if not np.array_equal(digests[p], digests[0])]
   if differing:
@@ -90,12 +90,6 @@ def check_same_config(config_json: str) -> None:
         f"process 0 (config SHA-256 {bytes(digests[differing[0]]).hex()[:12]} vs "
         f"{bytes(digests[0]).hex()[:12]}). Start every process with the same config file "
         f"and overrides.")
-
-
-def barrier(name: str) -> None:
-  """Waits until every process reaches the barrier `name`."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
 
 
 def global_array(host_array: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
