@@ -43,7 +43,7 @@ from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import lstm_kernel, masks
-from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
+from pixelrnn.recurrent_stack import RecurrentStack, lstm_cell, lstm_scan
 
 
 def skew(x: jax.Array) -> jax.Array:
@@ -191,6 +191,65 @@ class DiagonalBiLSTMLayer(nnx.Module):
   def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     lr, rl = self.directions(x, conditioning)
     return lr + shift_down(rl)
+
+  def init_cache(self, batch_size: int, image_shape: tuple[int, int, int]) -> dict:
+    """`step`'s state before the first pixel, all zero.
+
+    "rows": (2, B, W, F), the layer's input on the current and the previous row, by
+    row parity. "lr_cell", "lr_hidden", "rl_cell", "rl_hidden": (B, H + 1, W + 1, h),
+    each direction's states; image row r is state row r + 1 (row 0 is the zero state
+    above the image). Left-to-right columns are shifted by one (column 0 is the zero
+    state left of the image); right-to-left columns are not, and column W is the zero
+    state right of the image.
+    """
+    height, width, _ = image_shape
+    dtype = self.input_to_state_lr.dtype
+    states = jnp.zeros((batch_size, height + 1, width + 1, self.hidden_dim), dtype)
+    rows = jnp.zeros((2, batch_size, width, self.input_to_state_lr.conv.in_features), dtype)
+    return {"rows": rows, "lr_cell": states, "lr_hidden": states, "rl_cell": states,
+            "rl_hidden": states}
+
+  def step(self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
+           ) -> tuple[jax.Array, dict]:
+    """The output (B, h) at (i, j) from the input x (B, F) at (i, j).
+
+    The left-to-right state at (i, j) reads the states at (i - 1, j) and (i, j - 1).
+    The right-to-left direction, after its one-row shift, reads only completed rows:
+    at the start of row i it runs once over row i - 1, from that row's stored inputs
+    (the same values at every channel of pixel (i, 0): the rows are kept by parity).
+    """
+    cache = jax.lax.cond((j == 0) & (i > 0),
+                         lambda c: self._right_to_left_row(c, i - 1, conditioning),
+                         lambda c: c, cache)
+    lr_cell, lr_hidden = cache["lr_cell"], cache["lr_hidden"]
+    neighbours = jnp.concatenate([lr_hidden[:, i, j + 1], lr_hidden[:, i + 1, j]], axis=-1)
+    gates = (conditioning_lib.add_bias(self.input_to_state_lr.at_pixel(x), self.conditioning_lr,
+                                       conditioning_lib.pixel(conditioning, i, j))
+             + neighbours @ self.state_to_state[...][0])
+    cell, hidden = lstm_cell(gates, lr_cell[:, i + 1, j])
+    cache = {**cache, "rows": cache["rows"].at[i % 2, :, j].set(x),
+             "lr_cell": lr_cell.at[:, i + 1, j + 1].set(cell),
+             "lr_hidden": lr_hidden.at[:, i + 1, j + 1].set(hidden)}
+    # Plus the right-to-left state of the row above (the one-row shift).
+    return hidden + cache["rl_hidden"][:, i, j], cache
+
+  def _right_to_left_row(self, cache: dict, r, conditioning: jax.Array | None) -> dict:
+    """The cache with the right-to-left states of image row r, from its stored inputs."""
+    gates_in = conditioning_lib.add_bias(self.input_to_state_rl.at_pixel(cache["rows"][r % 2]),
+                                         self.conditioning_rl, conditioning_lib.row(conditioning, r))
+    kernel = self.state_to_state[...][1]
+    width = gates_in.shape[1]
+
+    def column(k, carry):
+      cell, hidden = carry
+      j = width - 1 - k
+      neighbours = jnp.concatenate([hidden[:, r, j], hidden[:, r + 1, j + 1]], axis=-1)
+      new_cell, new_hidden = lstm_cell(jnp.take(gates_in, j, axis=1) + neighbours @ kernel,
+                                       cell[:, r + 1, j + 1])
+      return cell.at[:, r + 1, j].set(new_cell), hidden.at[:, r + 1, j].set(new_hidden)
+
+    cell, hidden = jax.lax.fori_loop(0, width, column, (cache["rl_cell"], cache["rl_hidden"]))
+    return {**cache, "rl_cell": cell, "rl_hidden": hidden}
 
 
 class DiagonalBiLSTM(RecurrentStack):

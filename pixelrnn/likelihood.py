@@ -53,6 +53,13 @@ def to_model_input(images: jax.Array, num_levels: int, dtype=jnp.float32) -> jax
   return (images.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0).astype(dtype)
 
 
+def input_layer_at(conv: masks.MaskedConv, images: jax.Array, i, j, num_levels: int
+                   ) -> jax.Array:
+  """A model's first layer `conv` at pixel (i, j) of integer images (B, H, W, C) -> (B, F),
+  as the model's forward pass applies it to `to_model_input(images)`."""
+  return conv.at_image(images, i, j, lambda v: to_model_input(v, num_levels, conv.dtype))
+
+
 class OutputHead(nnx.Module):
   """ReLU -> 1x1 mask-B conv -> ReLU -> 1x1 mask-B conv -> (B, H, W, C, K) logits.
 

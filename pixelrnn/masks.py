@@ -16,6 +16,7 @@ mask B shows it, i.e. they degenerate to the plain spatial masks of the paper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -125,3 +126,55 @@ class MaskedConv(nnx.Module):
   def weights(self) -> tuple[jax.Array, jax.Array]:
     """The masked kernel (kh, kw, in, out) and the bias (out,) that `__call__` applies."""
     return self.conv.kernel[...] * self.conv.mask[...], self.conv.bias[...]
+
+  # Incremental application, one pixel at a time (the models' `step` for sampling).
+  # The input map is kept in a cache padded by (kh // 2, kw // 2) on each side, so that
+  # the window of pixel (i, j) starts at (i, j) of the cache.
+
+  def empty_cache(self, batch_size: int, height: int, width: int) -> jax.Array:
+    """Zeros (B, H + kh - 1, W + kw - 1, in): the padded input map before any pixel."""
+    kh, kw = self.conv.kernel.shape[:2]
+    return jnp.zeros((batch_size, height + kh - 1, width + kw - 1, self.conv.in_features),
+                     self.dtype)
+
+  def write(self, cache: jax.Array, x: jax.Array, i, j) -> jax.Array:
+    """The cache with the input features x (B, in) of pixel (i, j) written in."""
+    kh, kw = self.conv.kernel.shape[:2]
+    return cache.at[:, i + kh // 2, j + kw // 2].set(x)
+
+  def at(self, cache: jax.Array, i, j) -> jax.Array:
+    """The output (B, out) at pixel (i, j): one kernel application to its window.
+
+    Masked taps read nothing, so only the cache's pixels before (i, j), and (i, j)
+    itself, need to be written.
+    """
+    kernel, bias = self.weights()
+    kh, kw = kernel.shape[:2]
+    window = jax.lax.dynamic_slice(cache, (0, i, j, 0), (cache.shape[0], kh, kw, cache.shape[-1]))
+    return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+
+  def at_image(self, images: jax.Array, i, j, to_input: Callable[[jax.Array], jax.Array]
+               ) -> jax.Array:
+    """The output (B, out) at pixel (i, j) of the first layer, read from the images.
+
+    images: (B, H, W, C), not padded: the image being sampled, whose values change
+    between steps, so no copy of it is cached. `to_input` maps the window's values to
+    the layer's input (e.g. levels to floats); taps outside the image read zero, as
+    the 'SAME' padding of `__call__` does.
+    """
+    kernel, bias = self.weights()
+    (kh, kw), (_, height, width, _) = kernel.shape[:2], images.shape
+    rows = i - kh // 2 + jnp.arange(kh)
+    cols = j - kw // 2 + jnp.arange(kw)
+    window = images[:, jnp.clip(rows, 0, height - 1)][:, :, jnp.clip(cols, 0, width - 1)]
+    inside = (((rows >= 0) & (rows < height))[:, None]
+              & ((cols >= 0) & (cols < width))[None, :])
+    window = jnp.where(inside[None, :, :, None], to_input(window), 0)
+    return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+
+  def at_pixel(self, x: jax.Array) -> jax.Array:
+    """A 1x1 convolution on the features (..., in) of single pixels -> (..., out)."""
+    kernel, bias = self.weights()
+    if kernel.shape[:2] != (1, 1):
+      raise ValueError(f"at_pixel needs a 1x1 kernel, this one is {kernel.shape[:2]}.")
+    return x @ kernel[0, 0] + bias

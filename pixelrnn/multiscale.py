@@ -64,6 +64,9 @@ class MultiScale(nnx.Module):
   """The two-stage model: `small` (unconditional, on x_sub), `conditioner` (x_sub to a
   (B, H, W, c) map) and `large` (conditional, on x)."""
 
+  # Drawn stage by stage (`sample`, `complete` below): `sampling.sample` refuses it.
+  samples_in_stages = True
+
   def __init__(self, small: nnx.Module, large: nnx.Module, *, num_channels: int,
                num_levels: int, factor: int, conditioning_dim: int, embedding_layers: int,
                rngs: nnx.Rngs):

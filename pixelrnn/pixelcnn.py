@@ -41,6 +41,18 @@ class ResidualBlock(nnx.Module):
     h = self.expand(jax.nn.relu(h))
     return x + h
 
+  def step(self, cache: jax.Array, x: jax.Array, i, j, conditioning: jax.Array | None
+           ) -> tuple[jax.Array, jax.Array]:
+    """The block at pixel (i, j) alone: x (B, 2h) -> (B, 2h), as `__call__` computes it.
+
+    cache: the 3x3 convolution's padded input map (`MaskedConv.empty_cache`), holding
+    every pixel before (i, j); conditioning: (B, c) at (i, j), or None. Returns the
+    output and the cache with pixel (i, j) added.
+    """
+    cache = self.conv.write(cache, jax.nn.relu(self.reduce.at_pixel(jax.nn.relu(x))), i, j)
+    h = conditioning_lib.add_bias(self.conv.at(cache, i, j), self.conditioning, conditioning)
+    return x + self.expand.at_pixel(jax.nn.relu(h)), cache
+
 
 class PixelCNN(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
@@ -69,3 +81,32 @@ class PixelCNN(nnx.Module):
     for block in self.blocks:
       h = block(h, conditioning)
     return self.head(h)
+
+  def init_cache(self, batch_size: int, image_shape: tuple[int, int, int]) -> list:
+    """The state of `step` before the first pixel: each block's padded 3x3 input map,
+    all zero."""
+    height, width, _ = image_shape
+    return [block.conv.empty_cache(batch_size, height, width) for block in self.blocks]
+
+  def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
+           ) -> tuple[jax.Array, list]:
+    """The logits (B, C, K) of pixel (i, j), one kernel application per layer.
+
+    images: (B, H, W, C) levels, final before (i, j); the logits of channel c read
+    only the channels < c of (i, j), and nothing after it. cache: from `init_cache`,
+    after `step` ran at every earlier pixel in raster order. conditioning: the whole
+    (B, H, W, c) map, or None. Returns the logits, equal to `__call__`'s at (i, j), and
+    the cache with pixel (i, j) added; called again at (i, j) after more channels are
+    drawn, it overwrites (i, j) only. The features cached at p are final after p's
+    last call: no feature of p sees p's last channel (mask A), so drawing it changes
+    none of them.
+    """
+    cond = conditioning_lib.pixel(conditioning, i, j)
+    h = conditioning_lib.add_bias(
+        likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
+        self.input_conditioning, cond)
+    blocks = []
+    for block, block_cache in zip(self.blocks, cache):
+      h, block_cache = block.step(block_cache, h, i, j, cond)
+      blocks.append(block_cache)
+    return self.head(h[:, None, None])[:, 0, 0], blocks

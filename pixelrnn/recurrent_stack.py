@@ -169,13 +169,19 @@ class RecurrentStack(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K).
 
   `layer_factory(in_features, hidden_dim, num_channels=..., conditioning_dim=...,
-  pallas_lstm=..., rngs=...)` builds one recurrent layer mapping (B, H, W, in_features) and an optional
-  (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g hidden units at
-  pixel p see only sub-pixels before (p, g). The factory's `layout`, a permutation of
-  the axes (B, H, W, features), is the order in which its layers take and return these
-  maps: the stack permutes the maps once after the 7x7 input layer and back once before
-  the head, rather than each layer twice (the 1x1 projections and the residual sums
-  are indifferent to the order).
+  pallas_lstm=..., rngs=...)` builds one recurrent layer mapping (B, H, W, in_features)
+  and an optional (B, H, W, c) conditioning map -> (B, H, W, hidden_dim), whose group-g
+  hidden units at pixel p see only sub-pixels before (p, g). The factory's `layout`, a
+  permutation of the axes (B, H, W, features), is the order in which its layers take
+  and return these maps: the stack permutes the maps once after the 7x7 input layer and
+  back once before the head, rather than each layer twice (the 1x1 projections and the
+  residual sums are indifferent to the order).
+
+  For sampling, a layer also computes one pixel at a time:
+  `init_cache(batch_size, (H, W, C))` gives its state before the first pixel, and
+  `step(cache, x (B, in_features), i, j, conditioning (B, H, W, c) or None)` returns
+  its hidden state (B, hidden_dim) at pixel (i, j) and the updated cache, given that
+  `step` ran at every earlier pixel in raster order.
   """
 
   def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
@@ -216,3 +222,31 @@ class RecurrentStack(nnx.Module):
       x = x + out if self.residual else out
       skip_sum = skip_sum + x
     return self.head(jnp.transpose(skip_sum if self.skip else x, np.argsort(self.layout)))
+
+  def init_cache(self, batch_size: int, image_shape: tuple[int, int, int]) -> list:
+    """The state of `step` before the first pixel: every recurrent layer's cache."""
+    return [layer.init_cache(batch_size, image_shape) for layer in self.layers]
+
+  def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
+           ) -> tuple[jax.Array, list]:
+    """The logits (B, C, K) of pixel (i, j), from each layer's state at (i, j) alone.
+
+    images: (B, H, W, C) levels, final before (i, j); the logits of channel c read
+    only the channels < c of (i, j), and nothing after it. cache: from `init_cache`,
+    after `step` ran at every earlier pixel in raster order. conditioning: the whole
+    (B, H, W, c) map, or None. Returns the logits, equal to `__call__`'s at (i, j), and
+    the cache with pixel (i, j) added; called again at (i, j) after more channels are
+    drawn, it overwrites (i, j) only.
+    """
+    x = conditioning_lib.add_bias(
+        likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
+        self.input_conditioning, conditioning_lib.pixel(conditioning, i, j))
+    skip_sum = jnp.zeros_like(x)
+    layers = []
+    for layer, projection, layer_cache in zip(self.layers, self.projections, cache):
+      hidden, layer_cache = layer.step(layer_cache, x, i, j, conditioning)
+      out = projection.at_pixel(hidden)
+      x = x + out if self.residual else out
+      skip_sum = skip_sum + x
+      layers.append(layer_cache)
+    return self.head((skip_sum if self.skip else x)[:, None, None])[:, 0, 0], layers

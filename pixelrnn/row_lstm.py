@@ -23,7 +23,7 @@ from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import lstm_kernel, masks
-from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
+from pixelrnn.recurrent_stack import RecurrentStack, lstm_cell, lstm_scan
 
 
 class RowLSTMLayer(nnx.Module):
@@ -56,6 +56,33 @@ class RowLSTMLayer(nnx.Module):
     if self.pallas_lstm:  # Rows are the steps, the batch the sequences.
       return lstm_kernel.lstm_taps_scan(gates_in, self.state_to_state[None], self.taps)
     return lstm_scan(gates_in, self.state_to_state[...], row_state_to_state)
+
+  def init_cache(self, batch_size: int, image_shape: tuple[int, int, int]) -> dict:
+    """`step`'s state before the first pixel, all zero.
+
+    "row": the current row of the layer's input, padded for the 1x3 input-to-state
+    convolution (B, 1, W + 2, F). "cell", "hidden": (B, H + 1, W + 2, h), the states of
+    every row so far; image row r is state row r + 1 (row 0 is the zero state above the
+    image) and columns are padded by one on each side for the 1x3 state-to-state kernel.
+    """
+    height, width, _ = image_shape
+    states = jnp.zeros((batch_size, height + 1, width + 2, self.hidden_dim),
+                       self.input_to_state.dtype)
+    return {"row": self.input_to_state.empty_cache(batch_size, 1, width),
+            "cell": states, "hidden": states}
+
+  def step(self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
+           ) -> tuple[jax.Array, dict]:
+    """The hidden state (B, h) at (i, j) from the input x (B, F) at (i, j): the 1x3
+    input window of row i and the 1x3 window of row i - 1's states around column j."""
+    row = self.input_to_state.write(cache["row"], x, 0, j)
+    above = jax.lax.dynamic_slice_in_dim(cache["hidden"][:, i], j, 3, axis=1)  # Row i - 1.
+    gates = (conditioning_lib.add_bias(self.input_to_state.at(row, 0, j), self.conditioning,
+                                       conditioning_lib.pixel(conditioning, i, j))
+             + above.reshape(above.shape[0], -1) @ self.state_to_state[...])
+    cell, hidden = lstm_cell(gates, cache["cell"][:, i, j + 1])
+    return hidden, {"row": row, "cell": cache["cell"].at[:, i + 1, j + 1].set(cell),
+                    "hidden": cache["hidden"].at[:, i + 1, j + 1].set(hidden)}
 
 
 def row_input_to_state(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
