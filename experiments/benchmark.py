@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from pixelrnn import datasets, defaults, multiscale, sampling, train
+from pixelrnn import datasets, defaults, models, multiscale, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
@@ -99,7 +99,7 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
   count = np.int32(k)
   if steps_per_dispatch == 0:
     host_batches = np.split(host_images, 4)
-    data, indices = None, [np.arange(batch_size, dtype=np.int32)[None]] * 2
+    indices = [np.arange(batch_size, dtype=np.int32)[None]] * 2
     batch_data = lambda i: trainer.device_data(host_batches[i % 4])  # A copy per step.
   else:
     device_images = trainer.device_data(host_images)
@@ -225,7 +225,7 @@ def main(argv):
   kernels = [parse_bool(value) for value in FLAGS.pallas_lstm or []]
   runs = [(path, int(k), pallas) for path, config in configs.items()
           for k in (dispatches or [config.training.steps_per_dispatch])
-          for pallas in (kernels if config.model.name in defaults.RECURRENT_MODELS and kernels
+          for pallas in (kernels if config.model.name in models.names_with_key("pallas_lstm") and kernels
                          else [config.model.pallas_lstm])]
   step_times = {run: [] for run in runs}
   first_run_of = {}

@@ -12,10 +12,8 @@ import difflib
 import ml_collections
 from ml_collections import config_dict
 
-from pixelrnn import datasets, precision
+from pixelrnn import datasets, models, precision
 
-MODELS = ("pixelcnn", "row_lstm", "diagonal_bilstm")
-RECURRENT_MODELS = ("row_lstm", "diagonal_bilstm")
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -186,14 +184,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the bad key or value and what was expected."""
   _check_keys(config, base_config(), "")
   _check_choice("data.name", config.data.name, datasets.NAMES)
-  _check_choice("model.name", config.model.name, MODELS)
+  _check_choice("model.name", config.model.name, tuple(models.MODEL_CLASSES))
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
   _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
   _check_choice("training.multiscale_objective", config.training.multiscale_objective,
                 MULTISCALE_OBJECTIVES)
   ms = config.model.multiscale
-  _check_choice("model.multiscale.small.name", ms.small.name, MODELS)
+  _check_choice("model.multiscale.small.name", ms.small.name, tuple(models.MODEL_CLASSES))
   if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
     raise ConfigError(f"model.multiscale.factor must be an integer >= 1 (1: single-scale), "
                       f"got {ms.factor!r}.")
@@ -221,9 +219,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("residual", "skip", "pallas_lstm"):
       if not isinstance(section[key], bool):
         raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
-    if section.pallas_lstm and section.name not in RECURRENT_MODELS:
+    if section.pallas_lstm and section.name not in models.names_with_key("pallas_lstm"):
       raise ConfigError(f"{group}.pallas_lstm applies to the recurrent models "
-                        f"{list(RECURRENT_MODELS)}, not {section.name!r}.")
+                        f"{models.names_with_key('pallas_lstm')}, not {section.name!r}.")
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
   _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)
   for key in ("ema_decay",):

@@ -16,20 +16,19 @@ becomes zero) before it is added to the left-to-right output, so that together t
 see every pixel of the rows above and the pixels to the left: the complete context
 of the layer's input map.
 
-Measured on the whole network (tests/test_diagonal_bilstm.py), one boundary case
-remains, caused by the 7x7 mask-A first layer rather than by this layer: the last
-sub-pixel of row r, (r, W - 1, C - 1), reaches the first layer's features only at row
-r + 1 within 3 columns of it, so pixels (r + 1, j < W - 4) do not see it; every later
-row does. The paper's "complete context" is otherwise exact.
+In the whole network one boundary case remains, caused by the 7x7 mask-A first layer
+rather than by this layer: the last sub-pixel of row r, (r, W - 1, C - 1), reaches the
+first layer's features only at row r + 1 within 3 columns of it, so pixels
+(r + 1, j < W - 4) do not see it; every later row does. The paper's "complete
+context" is otherwise exact (both shown in tests/test_diagonal_bilstm.py).
 
 Both directions run in one `lax.scan` over the columns, stacked on a leading axis,
 with the input-to-state terms precomputed outside the scan. States at skewed
 positions outside the image are kept at zero. About half of the skewed map lies
 outside the image, so the scan is split into `num_phases` consecutive scans (the
 state carried from one to the next), each over only the rows its columns can reach
-(`scan_phases`); the result is the same as one scan over all rows (tested). More
-phases skip more of the outside cells, and each adds to the compile time
-(experiments/results/README.md has the measurements behind the default of 4).
+(`scan_phases`); the result is the same as one scan over all rows. More phases skip
+more of the outside cells, and each adds to the compile time.
 With `pallas_lstm`, one kernel (`lstm_kernel.py`) runs all columns of both directions
 instead, each in a single launch per pass.
 """

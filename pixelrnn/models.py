@@ -5,12 +5,19 @@ from __future__ import annotations
 import jax
 from flax import nnx, struct
 
-from pixelrnn import defaults, multiscale, precision
+from pixelrnn import multiscale, precision
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
 
+# The single-scale model families, by `config.model.name`. Each class takes the
+# keyword arguments of `create_model` plus the `config.model` keys in its `config_keys`.
 MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM}
+
+
+def names_with_key(key: str) -> list[str]:
+  """The model names whose classes read `config.model.<key>`."""
+  return [name for name, cls in MODEL_CLASSES.items() if key in cls.config_keys]
 
 
 def create_model(model_config, *, num_channels: int, num_levels: int, rngs: nnx.Rngs,
@@ -18,14 +25,11 @@ def create_model(model_config, *, num_channels: int, num_levels: int, rngs: nnx.
   """Instantiates the single-scale model named by `model_config.name`."""
   if model_config.name not in MODEL_CLASSES:
     raise ValueError(f"Unknown model {model_config.name!r}; valid models: {sorted(MODEL_CLASSES)}.")
-  kwargs = dict(num_channels=num_channels, num_levels=num_levels,
-                hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
-                output_dim=model_config.output_dim, conditioning_dim=conditioning_dim,
-                rngs=rngs)
-  if model_config.name in defaults.RECURRENT_MODELS:
-    kwargs.update(residual=model_config.residual, skip=model_config.skip,
-                  pallas_lstm=model_config.pallas_lstm)
-  return MODEL_CLASSES[model_config.name](**kwargs)
+  cls = MODEL_CLASSES[model_config.name]
+  return cls(num_channels=num_channels, num_levels=num_levels,
+             hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
+             output_dim=model_config.output_dim, conditioning_dim=conditioning_dim, rngs=rngs,
+             **{key: model_config[key] for key in cls.config_keys})
 
 
 def create(model_config, *, image_shape: tuple[int, int, int], num_levels: int,

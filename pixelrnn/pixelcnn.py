@@ -57,6 +57,8 @@ class ResidualBlock(nnx.Module):
 class PixelCNN(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
 
+  config_keys = ()  # No `config.model` keys beyond those every model takes.
+
   def __init__(self, *, num_channels: int, num_levels: int, hidden_dim: int,
                num_layers: int, output_dim: int, rngs: nnx.Rngs, conditioning_dim: int = 0):
     self.num_levels = num_levels
@@ -92,14 +94,12 @@ class PixelCNN(nnx.Module):
            ) -> tuple[jax.Array, list]:
     """The logits (B, C, K) of pixel (i, j), one kernel application per layer.
 
-    images: (B, H, W, C) levels, final before (i, j); the logits of channel c read
-    only the channels < c of (i, j), and nothing after it. cache: from `init_cache`,
-    after `step` ran at every earlier pixel in raster order. conditioning: the whole
-    (B, H, W, c) map, or None. Returns the logits, equal to `__call__`'s at (i, j), and
-    the cache with pixel (i, j) added; called again at (i, j) after more channels are
-    drawn, it overwrites (i, j) only. The features cached at p are final after p's
-    last call: no feature of p sees p's last channel (mask A), so drawing it changes
-    none of them.
+    The one-pixel step of `sampling.sample_cached`, which documents its arguments and
+    the order of calls: `images` (B, H, W, C) final before (i, j), the conditioning
+    map (B, H, W, c) or None. The logits equal `__call__`'s at (i, j).
+
+    A cached feature of pixel p is final after p's last call: no feature of p sees
+    p's last channel (mask A), so drawing it changes none of them.
     """
     cond = conditioning_lib.pixel(conditioning, i, j)
     h = conditioning_lib.add_bias(

@@ -184,6 +184,9 @@ class RecurrentStack(nnx.Module):
   `step` ran at every earlier pixel in raster order.
   """
 
+  # The `config.model` keys these models take besides those every model takes.
+  config_keys = ("residual", "skip", "pallas_lstm")
+
   def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
                num_levels: int, hidden_dim: int, num_layers: int, output_dim: int,
                residual: bool, skip: bool, rngs: nnx.Rngs, conditioning_dim: int = 0,
@@ -229,15 +232,10 @@ class RecurrentStack(nnx.Module):
 
   def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
            ) -> tuple[jax.Array, list]:
-    """The logits (B, C, K) of pixel (i, j), from each layer's state at (i, j) alone.
-
-    images: (B, H, W, C) levels, final before (i, j); the logits of channel c read
-    only the channels < c of (i, j), and nothing after it. cache: from `init_cache`,
-    after `step` ran at every earlier pixel in raster order. conditioning: the whole
-    (B, H, W, c) map, or None. Returns the logits, equal to `__call__`'s at (i, j), and
-    the cache with pixel (i, j) added; called again at (i, j) after more channels are
-    drawn, it overwrites (i, j) only.
-    """
+    """The logits (B, C, K) of pixel (i, j): the 7x7 layer at (i, j), then each
+    layer's `step`, its projection, the residual and skip sums and the head, as
+    `__call__` computes them at (i, j). Arguments, call order and the cache's
+    contract: `sampling.sample_cached`."""
     x = conditioning_lib.add_bias(
         likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
         self.input_conditioning, conditioning_lib.pixel(conditioning, i, j))

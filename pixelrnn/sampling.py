@@ -113,13 +113,17 @@ def sample_cached(model, key: jax.Array, *, num_samples: int,
                   fixed: jax.Array | None = None):
   """Exact incremental sampling with the model's own one-pixel step.
 
-  The model provides `init_cache(batch_size, (H, W, C))` and
-  `step(cache, images (B, H, W, C), i, j, conditioning) -> (logits (B, C, K), cache)`,
-  which computes pixel (i, j)'s logits from the images and its cache of the pixels
-  before (i, j) (see
-  `PixelCNN.step`, `RecurrentStack.step`). Sub-pixel (i, j, c) runs one step at (i, j)
-  and draws channel c; whole observed pixels are run once first so that the cache
-  holds them.
+  The model provides `init_cache(batch_size, (H, W, C)) -> cache` and
+  `step(cache, images, i, j, conditioning) -> (logits (B, C, K), cache)`:
+  - `images` (B, H, W, C) levels are final at every pixel before (i, j); at (i, j) the
+    logits of channel c may read only the channels < c, and nothing after (i, j);
+  - `cache` is `init_cache`'s, after `step` ran at every earlier pixel in raster order
+    (possibly several times at a pixel, once per channel: the last call counts);
+  - `conditioning` is the whole (B, H, W, c) map, or None;
+  - the logits equal the forward pass's at (i, j) (up to float rounding), and the
+    returned cache adds pixel (i, j).
+  Sub-pixel (i, j, c) runs one step at (i, j) and draws channel c; whole observed
+  pixels are run once first so that the cache holds them.
 
   Same arguments and random stream as `sample_reference`, so the same key gives the
   same images. With `return_logits`, also returns the (H*W*C, B, K) logits each

@@ -1,9 +1,10 @@
-"""Training and evaluation: a jitted data-parallel optax step, EMA parameters,
-full-test-set evaluation, orbax checkpoints with exact resume, and metrics.
+"""The training run: the `Trainer` (model, optimizer, mesh and compiled steps), the
+training loop with evaluation, checkpoints, metrics and stop requests, and the entry
+points that restore a workdir's latest checkpoint.
 
-The train step is a pure function of (model, state, images). Parameters are
-replicated and the batch is sharded across all devices of a 1-D `data` mesh: every
-process's devices when several processes train together (see `distributed.py`).
+The steps themselves are pure functions (`steps.py`). Parameters are replicated and
+the batch is sharded across all devices of a 1-D `data` mesh: every process's devices
+when several processes train together (see `distributed.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,134 +20,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import tqdm
-from flax import nnx, struct
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
 from pixelrnn import (checkpoints, datasets, defaults, distributed, finite_guard, likelihood,
-                      models, multiscale, optimizers, precision, stopping, workdir_lock)
+                      models, multiscale, optimizers, precision, steps, stopping, workdir_lock)
 from pixelrnn.metric_writers import MetricWriter
-
-
-@struct.dataclass
-class TrainState:
-  """Everything a resumed run needs. `ema_params` are used for eval and sampling."""
-  step: jax.Array
-  params: nnx.State
-  ema_params: nnx.State
-  opt_state: optax.OptState
-
-
-def is_multiscale(config) -> bool:
-  return config.model.multiscale.factor > 1
-
-
-def loss_weights(config, image_shape: tuple[int, int, int]) -> dict[str, float]:
-  """The loss as weights on the mean per-image NLL terms (see `train_step`).
-
-  The whole image's NLL per sub-pixel, or for a multi-scale model trained
-  "separate"ly each part's NLL per sub-pixel it scores.
-  """
-  dims = multiscale.part_dims(image_shape, config.model.multiscale.factor)
-  if is_multiscale(config) and config.training.multiscale_objective == "separate":
-    return {"small_nll": 1.0 / dims["small_nll"], "large_nll": 1.0 / dims["large_nll"]}
-  return {"nll": 1.0 / dims["nll"]}
-
-
-def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
-  """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so that a short
-  run's EMA is not dominated by the random initialisation."""
-  step = step.astype(jnp.float32)
-  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
-               tx: optax.GradientTransformation, ema_decay: float,
-               weights: dict[str, float] | None = None, compute_dtype=jnp.float32,
-               skip_nonfinite: bool = False):
-  """One optimisation step on a batch of (B, H, W, C) integer images.
-
-  The loss is sum_k weights[k] * mean over the batch of NLL term k (nats); by default
-  the mean NLL per sub-pixel. The network runs with its parameters and masks cast to
-  `compute_dtype`; gradients, optimizer state, EMA and loss are float32 (see
-  `precision.py`). Returns the new state and scalar metrics (nats per image,
-  bits/dim, gradient norm, each part of a multi-scale model's NLL, and `finite`:
-  whether the loss and gradients are finite). With `skip_nonfinite`, a non-finite
-  step only advances the step counter (see `finite_guard.py`).
-  """
-  num_dims = math.prod(images.shape[1:])
-  weights = {"nll": 1.0 / num_dims} if weights is None else weights
-  compute_model = model.cast(compute_dtype)
-
-  def loss_fn(params):
-    terms = compute_model.nll_terms(precision.cast_floating(params, compute_dtype), images)
-    return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
-
-  (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  nll = terms["nll"]
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  d = ema_decay_at(state.step, ema_decay)
-  ema_params = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
-  new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
-                            opt_state=opt_state)
-  grad_norm = optax.tree.norm(grads)
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  if skip_nonfinite:
-    kept = state.replace(step=state.step + 1)
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
-  metrics = {
-      "loss": loss,
-      "nll_nats": jnp.mean(nll),
-      "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
-      "grad_norm": grad_norm,
-      "finite": finite,
-      **{f"{k}_nats": jnp.mean(v) for k, v in terms.items() if k != "nll"},
-  }
-  return new_state, metrics
-
-
-def train_steps(model: models.FunctionalModel, state: TrainState, data: jax.Array,
-                indices: jax.Array, count: jax.Array, *, step_fn: Callable,
-                batch_sharding: NamedSharding | None = None):
-  """Up to k train steps in one call, on batches gathered from device-resident data.
-
-  data: (N, H, W, C) integer images; indices: (k, B) int32, step i's batch being
-  data[indices[i]]; count: int32 scalar <= k, the steps to run (the rest of `indices`
-  is ignored). `step_fn(model, state, images)` is one step (`train_step`, bound to its
-  settings). Returns the state after `count` steps and every step's metrics stacked on
-  a leading axis of k (rows >= count are zero).
-
-  The result does not depend on k, bit for bit: optimization barriers around each step
-  keep XLA from fusing across steps, so every step compiles to the same code whatever
-  k is. (A step compiled on its own, outside a loop, may round its gradients
-  differently; `Trainer.train_step` is therefore this function with k = 1.)
-  """
-  def gather(i):
-    batch = jnp.take(data, indices[i], axis=0)
-    if batch_sharding is not None:
-      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-    return batch
-
-  shapes = jax.eval_shape(lambda s, b: step_fn(model, s, b)[1], state, gather(0))
-  stacked = jax.tree.map(lambda m: jnp.zeros((indices.shape[0],) + m.shape, m.dtype), shapes)
-
-  def body(i, carry):
-    state, stacked = carry
-    state, batch = jax.lax.optimization_barrier((state, gather(i)))
-    state, metrics = jax.lax.optimization_barrier(step_fn(model, state, batch))
-    return state, jax.tree.map(lambda rows, m: rows.at[i].set(m), stacked, metrics)
-
-  return jax.lax.fori_loop(0, count, body, (state, stacked))
-
-
-def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Array,
-              valid: jax.Array) -> dict[str, jax.Array]:
-  """Sums of the per-image NLL terms (nats) over the rows where `valid` is True."""
-  terms = model.nll_terms(params, images)
-  return {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in terms.items()}
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -187,37 +67,37 @@ class Trainer:
     self._initial_params = params
     policy = precision.policy(training.precision)
     step_fn = precision.traced_with(policy.matmul_precision, functools.partial(
-        train_step, tx=self.tx, ema_decay=training.ema_decay,
-        weights=loss_weights(self.config, self.image_shape),
+        steps.train_step, tx=self.tx, ema_decay=training.ema_decay,
+        weights=steps.loss_weights(self.config, self.image_shape),
         compute_dtype=policy.compute_dtype,
         skip_nonfinite=training.skip_nonfinite_updates > 0))
     # Up to `steps_per_dispatch` steps on batches gathered from `device_data`.
     self.train_steps = jax.jit(
-        functools.partial(train_steps, step_fn=step_fn, batch_sharding=self.batch_sharding),
+        functools.partial(steps.train_steps, step_fn=step_fn, batch_sharding=self.batch_sharding),
         in_shardings=(self.replicated, self.replicated, self.replicated, self.replicated,
                       self.replicated),
         out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
     # Whatever training.precision says: reported likelihoods are full float32.
     self.eval_step = jax.jit(
-        precision.full_precision(eval_step), in_shardings=(self.replicated, self.replicated, self.batch_sharding,
+        precision.full_precision(steps.eval_step), in_shardings=(self.replicated, self.replicated, self.batch_sharding,
                                  self.batch_sharding),
         out_shardings=self.replicated)
 
-  def initial_state(self) -> TrainState:
+  def initial_state(self) -> steps.TrainState:
     """The state before step 1, replicated; fresh buffers on every call (the train step
     donates the state's buffers)."""
     return self.replicate(self._unplaced_initial_state())
 
-  def _unplaced_initial_state(self) -> TrainState:
+  def _unplaced_initial_state(self) -> steps.TrainState:
     params = self._initial_params
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
+    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
                       opt_state=self.tx.init(params))
 
   def replicate(self, tree):
     """`tree` with every array leaf copied to all devices of the mesh."""
     return jax.tree.map(lambda x: distributed.global_array(np.asarray(x), self.replicated), tree)
 
-  def abstract_state(self) -> TrainState:
+  def abstract_state(self) -> steps.TrainState:
     return jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
         jax.eval_shape(self._unplaced_initial_state))
@@ -226,8 +106,8 @@ class Trainer:
     """A batch (B, ...) split over the devices; each process places only its part."""
     return distributed.global_array(images, self.batch_sharding)
 
-  def train_step(self, model: models.FunctionalModel, state: TrainState,
-                 images: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+  def train_step(self, model: models.FunctionalModel, state: steps.TrainState,
+                 images: jax.Array) -> tuple[steps.TrainState, dict[str, jax.Array]]:
     """One step on a batch (B, H, W, C), the training loop's computation bit for bit:
     `train_steps` with k = 1. Returns the new state and the step's scalar metrics."""
     indices = np.arange(images.shape[0], dtype=np.int32)[None]
@@ -427,7 +307,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
 
 
 def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
-                   devices=None) -> tuple[Trainer, TrainState]:
+                   devices=None) -> tuple[Trainer, steps.TrainState]:
   """A Trainer for `config` and workdir's latest checkpoint, checked against the config.
 
   Needs no dataset: the image shape and levels come from `datasets.IMAGE_SPECS`.

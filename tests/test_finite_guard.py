@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from pixelrnn import data as data_lib
-from pixelrnn import checkpoints, defaults, finite_guard, metric_writers, train
+from pixelrnn import checkpoints, defaults, finite_guard, train
 
 
 def tiny_config(num_steps=8, skip=0):

@@ -2,7 +2,6 @@
 table is written from the records, listing rows with no run as not run."""
 
 import importlib.util
-import json
 import subprocess
 import sys
 

@@ -181,11 +181,6 @@ def test_evaluating_an_empty_workdir_says_so(tmp_path):
     train.evaluate_checkpoint(tiny_config(), str(tmp_path))
 
 
-def test_ema_decay_warms_up_then_saturates():
-  assert float(train.ema_decay_at(jax.numpy.array(0), 0.999)) == pytest.approx(0.1)
-  assert float(train.ema_decay_at(jax.numpy.array(10**6), 0.999)) == pytest.approx(0.999)
-
-
 @pytest.mark.parametrize("model_name", ["row_lstm", "diagonal_bilstm"])
 def test_recurrent_models_learn_on_real_binarized_mnist(model_name):
   config = defaults.base_config()
