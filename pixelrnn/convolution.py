@@ -8,10 +8,13 @@ convolution kernel takes, but only in a program's top level: inside a loop body 
 training loop's `fori_loop`, a `scan`) they are left as they are and run several times
 slower. `same_conv` states both gradients in the canonical form with explicit
 transposes, so they are fast wherever they are compiled; its values are those of
-`lax.conv_general_dilated` (tests/test_convolution.py).
+`lax.conv_general_dilated` (tests/test_convolution.py). `conv` does the same for any
+size-keeping padding (the causal windows of the Gated PixelCNN's stacks).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -19,29 +22,43 @@ import jax.numpy as jnp
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _padding(kernel_size: int) -> tuple[int, int]:
-  """'SAME' padding for an odd kernel size at stride 1."""
-  return ((kernel_size - 1) // 2, kernel_size // 2)
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def same_padding(kernel_shape: tuple[int, ...]) -> Padding:
+  """'SAME' padding ((top, bottom), (left, right)) of a stride-1 kernel (kh, kw, ...)."""
+  return tuple(((size - 1) // 2, size // 2) for size in kernel_shape[:2])
 
 
 def _conv(x, kernel, padding):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)
 
 
-@jax.custom_vjp
 def same_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """x (B, H, W, I), kernel (kh, kw, I, O) -> (B, H, W, O): a 'SAME' stride-1
   convolution, as `lax.conv_general_dilated` with padding "SAME" computes it."""
-  return _conv(x, kernel, [_padding(kernel.shape[0]), _padding(kernel.shape[1])])
+  return conv(x, kernel, same_padding(kernel.shape))
 
 
-def _same_conv_fwd(x, kernel):
-  return same_conv(x, kernel), (x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+  """x (B, H, W, I), kernel (kh, kw, I, O) -> (B, H, W, O): a stride-1 convolution
+  whose padding ((top, bottom), (left, right)) keeps the size (top + bottom = kh - 1,
+  left + right = kw - 1): output (i, j) reads input rows i - top .. i + bottom and
+  columns j - left .. j + right."""
+  (top, bottom), (left, right) = padding
+  if top + bottom != kernel.shape[0] - 1 or left + right != kernel.shape[1] - 1:
+    raise ValueError(f"padding {padding} does not keep the size for a {kernel.shape[:2]} kernel.")
+  return _conv(x, kernel, padding)
 
 
-def _same_conv_bwd(residuals, g):
+def _conv_fwd(x, kernel, padding):
+  return conv(x, kernel, padding), (x, kernel)
+
+
+def _conv_bwd(padding, residuals, g):
   x, kernel = residuals
-  (top, bottom), (left, right) = _padding(kernel.shape[0]), _padding(kernel.shape[1])
+  (top, bottom), (left, right) = padding
   # d x: the flipped kernel, in and out swapped, with the padding mirrored.
   flipped = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
   d_x = _conv(g, flipped, [(bottom, top), (right, left)])
@@ -52,4 +69,4 @@ def _same_conv_bwd(residuals, g):
   return d_x, jnp.transpose(d_kernel, (1, 2, 0, 3))
 
 
-same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
+conv.defvjp(_conv_fwd, _conv_bwd)

@@ -7,12 +7,14 @@ from flax import nnx, struct
 
 from pixelrnn import multiscale, precision
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
 
 # The single-scale model families, by `config.model.name`. Each class takes the
 # keyword arguments of `create_model` plus the `config.model` keys in its `config_keys`.
-MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM}
+MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM,
+                 "gated_pixelcnn": GatedPixelCNN}
 
 
 def names_with_key(key: str) -> list[str]:

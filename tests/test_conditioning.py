@@ -11,10 +11,11 @@ import causality
 from pixelrnn import conditioning, likelihood, precision, sampling
 from pixelrnn.conditioning import ConditioningNetwork
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
 
-FAMILIES = [PixelCNN, RowLSTM, DiagonalBiLSTM]
+FAMILIES = [PixelCNN, RowLSTM, DiagonalBiLSTM, GatedPixelCNN]
 COND_DIM = 5
 
 
@@ -22,7 +23,7 @@ def conditional_model(cls, num_channels, num_levels, num_layers=2, conditioning_
   kwargs = dict(num_channels=num_channels, num_levels=num_levels, hidden_dim=6,
                 num_layers=num_layers, output_dim=12, conditioning_dim=conditioning_dim,
                 rngs=nnx.Rngs(0))
-  if cls is not PixelCNN:
+  if cls in (RowLSTM, DiagonalBiLSTM):
     kwargs.update(residual=True, skip=True)
   return cls(**kwargs)
 
@@ -63,8 +64,8 @@ def test_a_map_is_refused_by_an_unconditional_model_and_required_by_a_conditiona
     conditional(x, jnp.zeros((2, 4, 3, 5)))
 
 
-@pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM],
-                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm"])
+@pytest.mark.parametrize("cls", FAMILIES,
+                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
 @pytest.mark.parametrize("num_channels, num_levels", [(1, 2), (3, 4)])
 def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
     cls, num_channels, num_levels):
