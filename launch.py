@@ -48,6 +48,8 @@ flags.DEFINE_enum("mode", "train", MODES, "train: train (resuming) and evaluate;
                   "inpaint: complete the lower rows of test images with them.")
 flags.DEFINE_integer("num_samples", 16, "sample: number of images; inpaint: test images, "
                      "spread evenly over the eval split.")
+flags.DEFINE_integer("label", None, "sample, for a class-conditional model: draw --num_samples "
+                     "images of this class; without it, one row of --num_samples per class.")
 flags.DEFINE_integer("num_completions", 4, "inpaint: completions per test image.")
 flags.DEFINE_integer("observed_rows", None, "inpaint: rows kept at the top of each test image "
                      "(default: half the image height).")
@@ -97,7 +99,8 @@ def run(config, workdir: str) -> None:
   defaults.validate(config)  # Training and every reader check the workdir themselves.
   if FLAGS.mode == "sample":
     result = figures.write_samples(config, workdir, num_samples=FLAGS.num_samples,
-                                   temperature=FLAGS.temperature, seed=FLAGS.seed)
+                                   temperature=FLAGS.temperature, seed=FLAGS.seed,
+                                   label=FLAGS.label)
   elif FLAGS.mode == "inpaint":
     result = figures.write_completions(
         config, workdir, num_images=FLAGS.num_samples, num_completions=FLAGS.num_completions,

@@ -1,7 +1,7 @@
 """Conditioning inputs for the models: a (B, H, W, c) map added as a bias.
 
-A conditional network (the second stage of the multi-scale model, `multiscale.py`)
-receives, besides the image it models, a conditioning map s of c channels at every
+A conditional network (the second stage of the multi-scale model, `multiscale.py`, or
+a class-conditional model, whose map is the one-hot label at every pixel) receives, besides the image it models, a conditioning map s of c channels at every
 pixel. Each conditioned layer adds a learned linear projection V s(i, j) to its
 pre-activations at pixel (i, j), as in conditional PixelCNN (van den Oord et al.,
 2016b). The map is an input known in full before the image is generated, so it is
@@ -93,6 +93,14 @@ class ConditioningNetwork(nnx.Module):
     blocks = jnp.einsum("bijk,acko->biajco", h, kernel)
     factor = kernel.shape[0]
     return blocks.reshape(batch, height * factor, width * factor, -1) + self.upsample.bias[...]
+
+
+def class_map(labels: jax.Array, num_classes: int, height: int, width: int,
+              dtype=jnp.float32) -> jax.Array:
+  """Class labels (B,) -> their one-hot vectors at every pixel, (B, H, W, num_classes):
+  the conditioning map of a class-conditional model."""
+  one_hot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
+  return jnp.broadcast_to(one_hot[:, None, None], (one_hot.shape[0], height, width, num_classes))
 
 
 def pixel(conditioning: jax.Array | None, i, j) -> jax.Array | None:

@@ -39,9 +39,11 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """Images of one split: `images` is uint8 (N, H, W, C) with values in [0, num_levels)."""
+  """Images of one split: `images` is uint8 (N, H, W, C) with values in [0, num_levels);
+  `labels`, for a labelled dataset, int32 (N,) class indices."""
   images: np.ndarray
   num_levels: int
+  labels: np.ndarray | None = None
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -118,14 +120,21 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
   data = tfds.load(name, split=split, data_dir=data_dir, download=True,
                    download_and_prepare_kwargs={"download_config": download_config})
   # Whole split in fixed-size chunks: batch_size=-1 aborts under tfds.testing.mock_data.
-  chunks = [batch["image"] for batch in tfds.as_numpy(data.batch(10_000))]
+  chunks = list(tfds.as_numpy(data.batch(10_000)))
   if not chunks:
     raise DataError(f"TFDS {name}/{split} is empty.")
-  images = np.concatenate(chunks)
+  images = np.concatenate([batch["image"] for batch in chunks])
   if images.dtype != np.uint8 or images.ndim != 4:
     raise DataError(f"TFDS {name}/{split} gave images {images.shape} {images.dtype}, "
                     f"expected uint8 (N, H, W, C).")
-  return Dataset(images=images, num_levels=256)
+  labels = np.concatenate([batch["label"] for batch in chunks]).astype(np.int32)
+  return Dataset(images=images, num_levels=256, labels=labels)
+
+
+def threshold(dataset: Dataset) -> Dataset:
+  """Binary images: level 1 where the 8-bit intensity is >= `datasets.THRESHOLD`."""
+  return dataclasses.replace(dataset, images=(dataset.images >= datasets.THRESHOLD).astype(np.uint8),
+                             num_levels=2)
 
 
 def load_dataset(data_config, split: str) -> Dataset:
@@ -135,6 +144,9 @@ def load_dataset(data_config, split: str) -> Dataset:
     return load_binarized_mnist(split)
   if name in datasets.TFDS_SPLITS:
     return load_tfds(name, split, data_config.data_dir, data_config.manual_dir)
+  if name in datasets.THRESHOLDED:
+    return threshold(load_tfds(datasets.THRESHOLDED[name], split, data_config.data_dir,
+                               data_config.manual_dir))
   raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(datasets.NAMES)}.")
 
 
@@ -148,6 +160,18 @@ def check_images(images: np.ndarray, image_shape: tuple[int, int, int], num_leve
   if images.size and (images.min() < 0 or images.max() >= num_levels):
     raise DataError(f"image values span [{images.min()}, {images.max()}], expected levels in "
                     f"[0, {num_levels}).")
+
+
+def check_labels(labels: np.ndarray, num_images: int, num_classes: int) -> None:
+  """Raises DataError unless `labels` is an integer (N,) array of classes in [0, num_classes)."""
+  labels = np.asarray(labels)
+  if labels.shape != (num_images,):
+    raise DataError(f"labels have shape {labels.shape}, expected ({num_images},), one per image.")
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise DataError(f"labels have dtype {labels.dtype}, expected integer classes.")
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise DataError(f"labels span [{labels.min()}, {labels.max()}], expected classes in "
+                    f"[0, {num_classes}).")
 
 
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:

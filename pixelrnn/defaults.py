@@ -43,6 +43,9 @@ def base_config() -> ml_collections.ConfigDict:
   # (pixelrnn/lstm_kernel.py; Triton on a GPU, interpret mode elsewhere, which is slow).
   # Same parameters and, up to float rounding, the same values as the default path.
   config.model.pallas_lstm = False
+  # > 0: a class-conditional model of a labelled dataset (`datasets.NUM_CLASSES`): every
+  # layer adds a projection of the image's one-hot label (pixelrnn/conditioning.py).
+  config.model.num_classes = 0
   # Multi-scale model (pixelrnn/multiscale.py): with factor f >= 2 the model above is the
   # large, conditional network and `small` models the (H/f, W/f) subsample first.
   config.model.multiscale = ml_collections.ConfigDict()
@@ -180,6 +183,24 @@ def _check_integer(name: str, value, minimum: int) -> None:
     raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
+def _check_num_classes(config) -> None:
+  num_classes, name = config.model.num_classes, config.data.name
+  _check_integer("model.num_classes", num_classes, 0)
+  if num_classes == 0:
+    return
+  if name not in datasets.NUM_CLASSES:
+    raise ConfigError(
+        f"model.num_classes={num_classes} makes the model class-conditional, but the dataset "
+        f"{name!r} has no labels; labelled datasets: {sorted(datasets.NUM_CLASSES)} "
+        f"(mnist_thresholded is binary MNIST with its labels).")
+  if num_classes != datasets.NUM_CLASSES[name]:
+    raise ConfigError(f"model.num_classes={num_classes}, but {name} has "
+                      f"{datasets.NUM_CLASSES[name]} classes.")
+  if config.model.multiscale.factor > 1:
+    raise ConfigError("model.num_classes > 0 needs a single-scale model "
+                      "(model.multiscale.factor=1): the multi-scale model is not class-conditional.")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the bad key or value and what was expected."""
   _check_keys(config, base_config(), "")
@@ -222,6 +243,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if section.pallas_lstm and section.name not in models.names_with_key("pallas_lstm"):
       raise ConfigError(f"{group}.pallas_lstm applies to the recurrent models "
                         f"{models.names_with_key('pallas_lstm')}, not {section.name!r}.")
+  _check_num_classes(config)
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
   _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)
   for key in ("ema_decay",):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import nnx, struct
 
-from pixelrnn import multiscale, precision
+from pixelrnn import conditioning, likelihood, multiscale, precision
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.pixelcnn import PixelCNN
@@ -38,7 +39,9 @@ def create(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
            rngs: nnx.Rngs) -> nnx.Module:
   """The model of `model_config` for images of `image_shape` (H, W, C).
 
-  With `model_config.multiscale.factor` f >= 2, a `multiscale.MultiScale` whose small
+  With `model_config.num_classes` > 0, a class-conditional model (its conditioning map
+  is `conditioning.class_map`). With `model_config.multiscale.factor` f >= 2, a
+  `multiscale.MultiScale` whose small
   model is `model_config.multiscale.small` and whose large, conditional model is
   described by the rest of `model_config`; with f = 1 the single-scale model.
   """
@@ -46,7 +49,7 @@ def create(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
   ms = model_config.multiscale
   if ms.factor == 1:
     return create_model(model_config, num_channels=num_channels, num_levels=num_levels,
-                        rngs=rngs)
+                        rngs=rngs, conditioning_dim=model_config.num_classes)
   multiscale.check_factor(image_shape, ms.factor)
   small = create_model(ms.small, num_channels=num_channels, num_levels=num_levels, rngs=rngs)
   large = create_model(model_config, num_channels=num_channels, num_levels=num_levels,
@@ -66,12 +69,14 @@ class FunctionalModel:
   """
   graphdef: nnx.GraphDef = struct.field(pytree_node=False)
   constants: nnx.State
+  num_classes: int = struct.field(pytree_node=False, default=0)  # > 0: class-conditional.
 
   @classmethod
-  def split(cls, model: nnx.Module) -> tuple["FunctionalModel", nnx.State]:
+  def split(cls, model: nnx.Module, num_classes: int = 0
+            ) -> tuple["FunctionalModel", nnx.State]:
     """Returns the functional model and the trainable `nnx.Param` state."""
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
-    return cls(graphdef, constants), params
+    return cls(graphdef, constants, num_classes), params
 
   def cast(self, dtype) -> "FunctionalModel":
     """The same model with its floating constants (the masks, exact in any float
@@ -86,14 +91,34 @@ class FunctionalModel:
     """(B, H, W, C) levels -> (B, H, W, C, K) logits (a pair for a multi-scale model)."""
     return self.merged(params)(images)
 
-  def nll_terms(self, params: nnx.State, images: jax.Array) -> dict[str, jax.Array]:
+  def class_conditioning(self, labels: jax.Array | None, image_shape, dtype=jnp.float32
+                         ) -> jax.Array | None:
+    """The conditioning map (B, H, W, num_classes) of labels (B,) for images of
+    `image_shape` (H, W, ...); None for a model that is not class-conditional."""
+    if not self.num_classes:
+      return None
+    if labels is None:
+      raise ValueError(f"This model is class-conditional ({self.num_classes} classes): "
+                       f"it needs the images' labels.")
+    return conditioning.class_map(labels, self.num_classes, image_shape[0], image_shape[1],
+                                  dtype)
+
+  def nll_terms(self, params: nnx.State, images: jax.Array, labels: jax.Array | None = None
+                ) -> dict[str, jax.Array]:
     """Per-image NLL terms in nats, each (B,): "nll" (the whole image), plus
-    "small_nll" and "large_nll" for a multi-scale model."""
-    return multiscale.nll_terms(self.merged(params), images)
+    "small_nll" and "large_nll" for a multi-scale model. `labels` (B,): the classes of a
+    class-conditional model's images."""
+    model = self.merged(params)
+    if not self.num_classes:
+      return multiscale.nll_terms(model, images)
+    dtype = jax.tree.leaves(params)[0].dtype
+    logits = model(images, self.class_conditioning(labels, images.shape[1:], dtype))
+    return {"nll": likelihood.nll_per_image(logits, images)}
 
 
 def build(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
           seed: int) -> tuple[FunctionalModel, nnx.State]:
   """Creates the model for images of `image_shape` (H, W, C) and splits it."""
   return FunctionalModel.split(create(model_config, image_shape=image_shape,
-                                      num_levels=num_levels, rngs=nnx.Rngs(seed)))
+                                      num_levels=num_levels, rngs=nnx.Rngs(seed)),
+                               num_classes=model_config.num_classes)

@@ -202,8 +202,9 @@ def check_observed_rows(observed_rows: int, height: int) -> None:
 @precision.full_precision
 def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
              observed_pixels: int | None = None, observed_rows: int | None = None,
-             num_completions: int = 1,
-             temperature: float = 1.0, observed_mask: jax.Array | None = None) -> jax.Array:
+             num_completions: int = 1, temperature: float = 1.0,
+             observed_mask: jax.Array | None = None,
+             conditioning: jax.Array | None = None) -> jax.Array:
   """Completes images whose leading sub-pixels are observed (the paper's occlusion task).
 
   Args:
@@ -215,6 +216,8 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
     num_completions: completions per image.
     observed_mask: optional bool (H, W, C) mask of observed sub-pixels. It must be a
       raster-order prefix: an autoregressive model cannot condition on later pixels.
+    conditioning: a conditional model's (N, H, W, c) map, one per image (for a
+      class-conditional model, `FunctionalModel.class_conditioning` of its labels).
 
   Returns:
     (N, num_completions, H, W, C) int32; observed sub-pixels equal `images` exactly.
@@ -247,6 +250,9 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
   if not 0 <= num_observed <= total:
     raise ValueError(f"num_observed must be in [0, {total}], got {num_observed}.")
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
+  if conditioning is not None:
+    conditioning = jnp.repeat(conditioning, num_completions, axis=0)
   out = sample(model, key, num_samples=n * num_completions, image_shape=(h, w, c),
-               temperature=temperature, images=repeated, num_observed=num_observed)
+               temperature=temperature, images=repeated, num_observed=num_observed,
+               conditioning=conditioning)
   return out.reshape(n, num_completions, h, w, c)

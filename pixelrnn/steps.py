@@ -51,11 +51,12 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Array, *,
+def train_step(model: models.FunctionalModel, state: TrainState, batch: dict[str, jax.Array], *,
                tx: optax.GradientTransformation, ema_decay: float,
                weights: dict[str, float] | None = None, compute_dtype=jnp.float32,
                skip_nonfinite: bool = False):
-  """One optimisation step on a batch of (B, H, W, C) integer images.
+  """One optimisation step on a batch: "images" (B, H, W, C) integer levels, and for a
+  class-conditional model "labels" (B,).
 
   The loss is sum_k weights[k] * mean over the batch of NLL term k (nats); by default
   the mean NLL per sub-pixel. The network runs with its parameters and masks cast to
@@ -65,12 +66,14 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
   whether the loss and gradients are finite). With `skip_nonfinite`, a non-finite
   step only advances the step counter (see `finite_guard.py`).
   """
+  images = batch["images"]
   num_dims = math.prod(images.shape[1:])
   weights = {"nll": 1.0 / num_dims} if weights is None else weights
   compute_model = model.cast(compute_dtype)
 
   def loss_fn(params):
-    terms = compute_model.nll_terms(precision.cast_floating(params, compute_dtype), images)
+    terms = compute_model.nll_terms(precision.cast_floating(params, compute_dtype), images,
+                                    batch.get("labels"))
     return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
 
   (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -97,15 +100,16 @@ def train_step(model: models.FunctionalModel, state: TrainState, images: jax.Arr
   return new_state, metrics
 
 
-def train_steps(model: models.FunctionalModel, state: TrainState, data: jax.Array,
+def train_steps(model: models.FunctionalModel, state: TrainState, data: dict[str, jax.Array],
                 indices: jax.Array, count: jax.Array, *, step_fn: Callable,
                 batch_sharding: NamedSharding | None = None):
   """Up to k train steps in one call, on batches gathered from device-resident data.
 
-  data: (N, H, W, C) integer images; indices: (k, B) int32, step i's batch being
-  data[indices[i]]; count: int32 scalar <= k, the steps to run (the rest of `indices`
-  is ignored). `step_fn(model, state, images)` is one step (`train_step`, bound to its
-  settings). Returns the state after `count` steps and every step's metrics stacked on
+  data: the training set, "images" (N, H, W, C) integer levels and, for a
+  class-conditional model, "labels" (N,); indices: (k, B) int32, step i's batch being
+  the rows indices[i] of each; count: int32 scalar <= k, the steps to run (the rest of
+  `indices` is ignored). `step_fn(model, state, batch)` is one step (`train_step`,
+  bound to its settings). Returns the state after `count` steps and every step's metrics stacked on
   a leading axis of k (rows >= count are zero).
 
   The result does not depend on k, bit for bit: optimization barriers around each step
@@ -114,7 +118,7 @@ def train_steps(model: models.FunctionalModel, state: TrainState, data: jax.Arra
   differently; `Trainer.train_step` is therefore this function with k = 1.)
   """
   def gather(i):
-    batch = jnp.take(data, indices[i], axis=0)
+    batch = jax.tree.map(lambda rows: jnp.take(rows, indices[i], axis=0), data)
     if batch_sharding is not None:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
     return batch
@@ -131,8 +135,18 @@ def train_steps(model: models.FunctionalModel, state: TrainState, data: jax.Arra
   return jax.lax.fori_loop(0, count, body, (state, stacked))
 
 
-def eval_step(model: models.FunctionalModel, params: nnx.State, images: jax.Array,
+def eval_step(model: models.FunctionalModel, params: nnx.State, batch: dict[str, jax.Array],
               valid: jax.Array) -> dict[str, jax.Array]:
-  """Sums of the per-image NLL terms (nats) over the rows where `valid` is True."""
-  terms = model.nll_terms(params, images)
-  return {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in terms.items()}
+  """Sums of the per-image NLL terms (nats) over the rows where `valid` is True.
+
+  batch: "images" (B, H, W, C) and, for a class-conditional model, "labels" (B,); then
+  also "class_nll" and "class_count", (num_classes,): the NLL summed per class and the
+  number of images of each class.
+  """
+  terms = model.nll_terms(params, batch["images"], batch.get("labels"))
+  sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in terms.items()}
+  if model.num_classes:
+    per_class = jnp.zeros(model.num_classes, jnp.float32)
+    sums["class_nll"] = per_class.at[batch["labels"]].add(jnp.where(valid, terms["nll"], 0.0))
+    sums["class_count"] = per_class.at[batch["labels"]].add(valid.astype(jnp.float32))
+  return sums

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -102,43 +103,79 @@ class Trainer:
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
         jax.eval_shape(self._unplaced_initial_state))
 
-  def shard_batch(self, images: np.ndarray) -> jax.Array:
-    """A batch (B, ...) split over the devices; each process places only its part."""
-    return distributed.global_array(images, self.batch_sharding)
+  def shard_batch(self, batch):
+    """A batch (arrays (B, ...), or a dict of them) split over the devices; each process
+    places only its part."""
+    return jax.tree.map(lambda rows: distributed.global_array(rows, self.batch_sharding), batch)
+
+  def labels(self, dataset: data_lib.Dataset) -> np.ndarray | None:
+    """The dataset's labels (N,) for a class-conditional model, checked; else None."""
+    num_classes = self.config.model.num_classes
+    if not num_classes:
+      return None
+    if dataset.labels is None:
+      raise data_lib.DataError(f"model.num_classes={num_classes}, but these images have no labels.")
+    data_lib.check_labels(dataset.labels, dataset.images.shape[0], num_classes)
+    return dataset.labels
+
+  def _batch(self, images, labels) -> dict:
+    batch = {"images": images}
+    if self.config.model.num_classes:
+      if labels is None:
+        raise data_lib.DataError(f"model.num_classes={self.config.model.num_classes}: the "
+                                 f"images need their labels.")
+      batch["labels"] = np.asarray(labels, np.int32)
+    return batch
 
   def train_step(self, model: models.FunctionalModel, state: steps.TrainState,
-                 images: jax.Array) -> tuple[steps.TrainState, dict[str, jax.Array]]:
-    """One step on a batch (B, H, W, C), the training loop's computation bit for bit:
-    `train_steps` with k = 1. Returns the new state and the step's scalar metrics."""
+                 images: jax.Array, labels: jax.Array | None = None
+                 ) -> tuple[steps.TrainState, dict[str, jax.Array]]:
+    """One step on a batch (B, H, W, C) (and its labels (B,) for a class-conditional
+    model), the training loop's computation bit for bit: `train_steps` with k = 1.
+    Returns the new state and the step's scalar metrics."""
     indices = np.arange(images.shape[0], dtype=np.int32)[None]
-    state, stacked = self.train_steps(model, state, self.device_data(images), indices,
+    state, stacked = self.train_steps(model, state, self.device_data(images, labels), indices,
                                       np.int32(1))
     return state, jax.tree.map(lambda rows: rows[0], stacked)
 
-  def device_data(self, images: np.ndarray) -> jax.Array:
-    """The training set (N, H, W, C), copied once to every device for `train_steps`."""
-    return distributed.global_array(images, self.replicated)
+  def device_data(self, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """The training set, "images" (N, H, W, C) and for a class-conditional model
+    "labels" (N,), copied once to every device for `train_steps`."""
+    return jax.tree.map(lambda rows: distributed.global_array(rows, self.replicated),
+                        self._batch(images, labels))
 
-  def evaluate(self, params: nnx.State, images: np.ndarray) -> dict[str, float]:
+  def evaluate(self, params: nnx.State, images: np.ndarray,
+               labels: np.ndarray | None = None) -> dict[str, float]:
     """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim.
 
     For a multi-scale model also each part: "small_nll_nats" (the subsample) and
     "large_nll_nats" (the other sub-pixels), which sum to "nll_nats", and their
-    bits per sub-pixel they score.
+    bits per sub-pixel they score. A class-conditional model needs the images' labels
+    (N,), and also reports each class's mean NLL, "class_<k>_nll_nats".
     """
     data_lib.check_images(images, self.image_shape, self.num_levels)
+    batch_size = self.config.training.eval_batch_size
+    label_batches = (data_lib.eval_batches(labels, batch_size) if labels is not None
+                     else itertools.repeat((None, None)))
     totals = {}
-    for batch, valid in data_lib.eval_batches(images, self.config.training.eval_batch_size):
-      sums = self.eval_step(self.model, params, self.shard_batch(batch), self.shard_batch(valid))
+    for (batch, valid), (batch_labels, _) in zip(data_lib.eval_batches(images, batch_size),
+                                                 label_batches):
+      sums = self.eval_step(self.model, params, self.shard_batch(self._batch(batch, batch_labels)),
+                            self.shard_batch(valid))
       for k, v in jax.device_get(sums).items():
-        totals[k] = totals.get(k, 0.0) + float(v)
+        totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+    class_nll, class_count = totals.pop("class_nll", None), totals.pop("class_count", None)
     dims = multiscale.part_dims(self.image_shape, self.config.model.multiscale.factor)
     metrics = {}
     for k in sorted(totals, key=lambda k: (k != "nll", k)):  # The whole image's NLL first.
-      nats = totals[k] / images.shape[0]
+      nats = float(totals[k]) / images.shape[0]
       prefix = "" if k == "nll" else k.removesuffix("_nll") + "_"
       metrics[f"{k}_nats"] = nats
       metrics[f"{prefix}bits_per_dim"] = likelihood.bits_per_dim(nats, dims[k])
+    if class_nll is not None:
+      for k in range(class_nll.shape[0]):
+        if class_count[k]:
+          metrics[f"class_{k}_nll_nats"] = float(class_nll[k] / class_count[k])
     return metrics
 
 
@@ -191,7 +228,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
 
   indices = data_lib.train_batch_indices(train_data.images.shape[0], training.batch_size,
                                         config.seed, start_step)
-  device_data = trainer.device_data(train_data.images)
+  device_data = trainer.device_data(train_data.images, trainer.labels(train_data))
   per_dispatch = training.steps_per_dispatch
   bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
                   disable=not (progress and distributed.is_primary()), dynamic_ncols=True)
@@ -269,7 +306,8 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         last = {k: v[logged[-1] - first] for k, v in rows.items()}
         bar.set_postfix(loss=f"{last['loss']:.4f}", nats=f"{last['nll_nats']:.2f}")
       if evaluate:
-        eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
+        eval_metrics = trainer.evaluate(state.ema_params, test_data.images,
+                                        trainer.labels(test_data))
         writer.write(step, "eval", eval_metrics)
         parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
                         if k in eval_metrics)
@@ -302,7 +340,8 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
     bar.close()
     writer.close()
   if eval_metrics is None:  # Already trained: evaluate what was restored.
-    eval_metrics = trainer.evaluate(state.ema_params, test_data.images)
+    eval_metrics = trainer.evaluate(state.ema_params, test_data.images,
+                                        trainer.labels(test_data))
   return eval_metrics
 
 
@@ -328,7 +367,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
   trainer, state = restore_latest(config, workdir, devices=devices)
   test_data = data_lib.load_dataset(config.data, config.data.eval_split)
-  metrics = trainer.evaluate(state.ema_params, test_data.images)
+  metrics = trainer.evaluate(state.ema_params, test_data.images, trainer.labels(test_data))
   metrics["step"] = int(state.step)
   return metrics
 

@@ -20,7 +20,9 @@ def test_there_are_configs():
           "binarized_mnist_diagonal_bilstm_1layer", "cifar10_row_lstm",
           "cifar10_diagonal_bilstm", "binarized_mnist_multiscale_pixelcnn",
           "binarized_mnist_multiscale_row_lstm", "cifar10_multiscale_pixelcnn",
-          "cifar10_multiscale_row_lstm"} <= names
+          "cifar10_multiscale_row_lstm", "binarized_mnist_gated_pixelcnn",
+          "cifar10_gated_pixelcnn", "mnist_thresholded_gated_pixelcnn_conditional",
+          "quickstart_gated_pixelcnn"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -59,7 +59,7 @@ def test_truncated_and_malformed_files_fail_clearly(tmp_path):
 def test_unknown_datasets_and_splits_list_the_valid_ones():
   class Cfg:
     name, data_dir, manual_dir = "imagenet", None, None
-  with pytest.raises(data_lib.DataError, match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10'\]"):
+  with pytest.raises(data_lib.DataError, match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded'\]"):
     data_lib.load_dataset(Cfg, "train")
   with pytest.raises(data_lib.DataError, match=r"valid splits: \['test', 'train', 'validation'\]"):
     data_lib.load_binarized_mnist("valid")
@@ -75,6 +75,18 @@ def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, tmp_path):
   # Means recorded in ../shared/data/README.md for the original files.
   assert train.images.mean() == pytest.approx(33.318, abs=1e-3)
   assert test.images.mean() == pytest.approx(33.791, abs=1e-3)
+  # The labels come along: MNIST's published class counts.
+  assert np.bincount(train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
+                                                5851, 5949]
+  assert np.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
+                                               1009]
+  # mnist_thresholded: the same images at 1 where the intensity is >= 128, same labels.
+  class Cfg:
+    name, data_dir, manual_dir = "mnist_thresholded", str(tmp_path), str(shared_data / "mnist")
+  binary = data_lib.load_dataset(Cfg, "test")
+  assert binary.num_levels == 2 and binary.images.dtype == np.uint8
+  np.testing.assert_array_equal(binary.images, test.images >= 128)
+  np.testing.assert_array_equal(binary.labels, test.labels)
 
 
 def test_cifar10_comes_through_tfds_as_uint8_rgb(tmp_path):
@@ -83,6 +95,7 @@ def test_cifar10_comes_through_tfds_as_uint8_rgb(tmp_path):
     ds = data_lib.load_tfds("cifar10", "train")
   assert ds.images.shape == (12, 32, 32, 3) and ds.images.dtype == np.uint8
   assert ds.num_levels == 256
+  assert ds.labels.shape == (12,) and ds.labels.min() >= 0 and ds.labels.max() < 10
 
 
 def test_missing_manual_dir_is_refused(tmp_path):
@@ -112,3 +125,13 @@ def test_eval_batches_cover_every_example_once_including_a_partial_batch():
     assert batch.shape == (5, 1, 1, 1)
     seen.extend(batch[valid].ravel().tolist())
   assert seen == list(range(23))
+
+
+def test_labels_of_the_wrong_shape_type_or_range_are_refused():
+  data_lib.check_labels(np.array([0, 9, 3]), 3, 10)
+  with pytest.raises(data_lib.DataError, match=r"labels have shape \(2,\), expected \(3,\)"):
+    data_lib.check_labels(np.array([0, 1]), 3, 10)
+  with pytest.raises(data_lib.DataError, match="labels have dtype float32, expected integer"):
+    data_lib.check_labels(np.zeros(3, np.float32), 3, 10)
+  with pytest.raises(data_lib.DataError, match=r"labels span \[0, 10\], expected classes in \[0, 10\)"):
+    data_lib.check_labels(np.array([0, 10, 3]), 3, 10)

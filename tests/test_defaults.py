@@ -13,13 +13,13 @@ def test_base_config_is_valid():
 def test_unknown_keys_are_refused_with_the_valid_ones():
   config = defaults.base_config()
   config.model.hiden_dim = 3
-  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_layers', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]"):
+  with pytest.raises(defaults.ConfigError, match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_classes', 'num_layers', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]"):
     defaults.validate(config)
 
 
 @pytest.mark.parametrize("key, value, choices", [
-    ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10']"),
-    ("model.name", "transformer", "['pixelcnn', 'row_lstm', 'diagonal_bilstm']"),
+    ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded']"),
+    ("model.name", "transformer", "['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn']"),
     ("optimizer.name", "sgd", "['rmsprop', 'adam']"),
     ("optimizer.schedule", "linear", "['constant', 'cosine', 'warmup_cosine']"),
 ])
@@ -87,3 +87,23 @@ def test_the_pallas_lstm_kernel_is_refused_for_a_model_without_an_lstm(group):
     defaults.validate(config)
   section.name = "row_lstm"
   defaults.validate(config)
+
+
+@pytest.mark.parametrize("dataset, num_classes, factor, message", [
+    ("binarized_mnist", 10, 1, r"model.num_classes=10 makes the model class-conditional, but the "
+                               r"dataset 'binarized_mnist' has no labels; labelled datasets: "
+                               r"\['cifar10', 'mnist', 'mnist_thresholded'\]"),
+    ("mnist_thresholded", 7, 1, "model.num_classes=7, but mnist_thresholded has 10 classes"),
+    ("mnist", 10, 2, r"model.num_classes > 0 needs a single-scale model"),
+    ("mnist", -1, 1, "model.num_classes must be an integer >= 0, got -1"),
+])
+def test_a_class_conditional_config_needs_a_labelled_dataset_and_its_class_count(
+    dataset, num_classes, factor, message):
+  config = defaults.base_config()
+  config.data.name, config.model.num_classes = dataset, num_classes
+  config.model.multiscale.factor = factor
+  with pytest.raises(defaults.ConfigError, match=message):
+    defaults.validate(config)
+  config.model.num_classes, config.model.multiscale.factor = 10, 1
+  if dataset != "binarized_mnist":
+    defaults.validate(config)

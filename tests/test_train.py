@@ -206,3 +206,28 @@ def test_recurrent_models_learn_on_real_binarized_mnist(model_name):
     jax.block_until_ready(metrics)
   after = trainer.evaluate(state.params, test_images)["nll_nats"]
   assert after < 0.4 * before and after < 200, (before, after)
+
+
+def test_a_class_conditional_model_trains_on_labels_and_reports_each_class():
+  config = tiny_config()
+  config.data.name, config.data.eval_split = "mnist_thresholded", "test"
+  config.model.name, config.model.num_classes = "gated_pixelcnn", 10
+  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
+  images = data_lib.load_binarized_mnist("validation").images[:16]
+  labels = np.arange(16, dtype=np.int32) % 5  # Classes 0..4 only.
+  state = trainer.initial_state()
+  state, metrics = trainer.train_step(trainer.model, state, images[:8], labels[:8])
+  assert bool(metrics["finite"])
+  result = trainer.evaluate(state.params, images, labels)
+  per_class = [result[f"class_{k}_nll_nats"] for k in range(5)]
+  assert not any(f"class_{k}_nll_nats" in result for k in range(5, 10))
+  # Each class's mean, weighted by its count, is the mean over all images.
+  counts = np.bincount(labels)
+  assert np.dot(per_class, counts) / 16 == pytest.approx(result["nll_nats"], rel=1e-6)
+  # The label is an input: other labels give another likelihood of the same images.
+  relabelled = trainer.evaluate(state.params, images, (labels + 5) % 10)
+  assert relabelled["nll_nats"] != pytest.approx(result["nll_nats"], rel=1e-7)
+  with pytest.raises(data_lib.DataError, match="model.num_classes=10: the images need their labels"):
+    trainer.evaluate(state.params, images)
+  with pytest.raises(data_lib.DataError, match=r"labels span \[12, 12\], expected classes in \[0, 10\)"):
+    trainer.labels(data_lib.Dataset(images, 2, np.full(16, 12, np.int32)))
