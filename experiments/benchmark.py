@@ -96,13 +96,18 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
   batch_size = config.training.batch_size
   k = max(steps_per_dispatch, 1)
   host_images = rng.integers(0, num_levels, (4 * k * batch_size,) + image_shape, dtype=np.uint8)
+  # A class-conditional model also trains on (random) labels.
+  host_labels = (rng.integers(0, config.model.num_classes, host_images.shape[0], dtype=np.int32)
+                 if config.model.num_classes else None)
   count = np.int32(k)
   if steps_per_dispatch == 0:
     host_batches = np.split(host_images, 4)
+    label_batches = np.split(host_labels, 4) if host_labels is not None else [None] * 4
     indices = [np.arange(batch_size, dtype=np.int32)[None]] * 2
-    batch_data = lambda i: trainer.device_data(host_batches[i % 4])  # A copy per step.
+    batch_data = lambda i: trainer.device_data(host_batches[i % 4],  # A copy per step.
+                                               label_batches[i % 4])
   else:
-    device_images = trainer.device_data(host_images)
+    device_images = trainer.device_data(host_images, host_labels)
     indices = [rng.permutation(host_images.shape[0])[:k * batch_size].reshape(k, batch_size)
                .astype(np.int32) for _ in range(2)]
     batch_data = lambda i: device_images
@@ -185,8 +190,12 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   total = int(np.prod(image_shape))
   key = jax.random.key(0)
   observed = np.zeros((batch,) + image_shape, np.int32)
+  # A class-conditional model draws every class in turn.
+  conditioning = trainer.model.class_conditioning(
+      np.arange(batch) % max(config.model.num_classes, 1), image_shape)
+  apply_fn = network if conditioning is None else (lambda x: network(x, conditioning))
   reference = jax.jit(lambda k: sampling.sample_reference(
-      network, k, num_samples=batch, image_shape=image_shape, images=observed,
+      apply_fn, k, num_samples=batch, image_shape=image_shape, images=observed,
       num_observed=total - reference_sub_pixels))
   ref_compile, ref_s = timed(reference, key)
   result = {"sample_batch": batch, "sub_pixels_per_image": total,
@@ -195,7 +204,8 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
             "reference_compile_s": round(ref_compile - ref_s, 3)}
   if sampling.has_cached_sampler(network):
     cached = jax.jit(lambda k: sampling.sample(
-        network, k, num_samples=batch, image_shape=image_shape, cached=True))
+        network, k, num_samples=batch, image_shape=image_shape, cached=True,
+        conditioning=conditioning))
     cached_first, cached_s = timed(cached, key)
     result.update({
         "cached_s_per_sub_pixel": round(cached_s / total, 6),

@@ -110,6 +110,34 @@ def test_sampling_and_inpainting_work_for_a_recurrent_model(tmp_path):
   assert "'model.name': ('diagonal_bilstm', 'pixelcnn')" in mismatched.stderr
 
 
+def test_a_class_conditional_config_trains_evaluates_each_class_and_samples_rows_of_classes(
+    tmp_path, shared_data):
+  workdir = str(tmp_path / "conditional")
+  args = ["--config=configs/quickstart_gated_pixelcnn.py", f"--workdir={workdir}",
+          f"--config.data.manual_dir={shared_data / 'mnist'}",
+          f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.model.hidden_dim=4",
+          "--config.training.steps_per_dispatch=1", *FEW_STEPS]
+  args[args.index("--config.data.eval_split=validation")] = "--config.data.eval_split=test"
+  trained = launch(*args)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  result = last_json(trained.stdout)
+  per_class = [result[f"class_{k}_nll_nats"] for k in range(10)]
+  counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test split.
+  assert np.dot(per_class, counts) / 10_000 == pytest.approx(result["nll_nats"], rel=1e-5)
+  rows = launch(*args, "--mode=sample", "--num_samples=2")
+  assert rows.returncode == 0, rows.stderr[-3000:]
+  assert last_json(rows.stdout)["rows"] == "one per class"
+  assert np.asarray(Image.open(last_json(rows.stdout)["png"])).shape == (10 * 58 + 2, 2 * 58 + 2)
+  one_class = launch(*args, "--mode=sample", "--num_samples=3", "--label=7")
+  assert one_class.returncode == 0, one_class.stderr[-3000:]
+  assert last_json(one_class.stdout)["rows"] == "class 7"
+  assert np.asarray(Image.open(last_json(one_class.stdout)["png"])).shape == (60, 3 * 58 + 2)
+  wrong = launch(*args, "--mode=sample", "--label=10")
+  assert wrong.returncode == 2 and wrong.stderr.strip() == "Error: label=10: expected a class in [0, 10)."
+  inpainted = launch(*args, "--mode=inpaint", "--num_samples=2", "--num_completions=2")
+  assert inpainted.returncode == 0, inpainted.stderr[-3000:]
+
+
 def test_a_multiscale_config_trains_samples_and_inpaints(tmp_path):
   workdir = str(tmp_path / "ms")
   config = "--config=configs/binarized_mnist_multiscale_row_lstm.py"
@@ -236,6 +264,8 @@ def test_a_workdir_that_is_a_file_gets_one_line(tmp_path, mode):
      "Error: observed_rows=29: expected 0 to 28, the binarized_mnist image height."),
     (["--mode=inpaint", "--num_completions=0"], "Error: num_completions=0: expected at least 1."),
     (["--mode=sample", "--num_samples=0"], "Error: num_samples=0: expected at least 1."),
+    (["--mode=sample", "--label=3"],
+     "Error: label=3: this model is not class-conditional (model.num_classes=0)."),
 ])
 def test_a_figure_request_out_of_range_gets_one_line(tmp_path, args, message):
   # Checked before the workdir is read: this one has no checkpoint.
