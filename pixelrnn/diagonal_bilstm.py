@@ -217,9 +217,12 @@ class DiagonalBiLSTMLayer(nnx.Module):
     at the start of row i it runs once over row i - 1, from that row's stored inputs
     (the same values at every channel of pixel (i, 0): the rows are kept by parity).
     """
-    cache = jax.lax.cond((j == 0) & (i > 0),
-                         lambda c: self._right_to_left_row(c, i - 1, conditioning),
-                         lambda c: c, cache)
+    # Only what the right-to-left pass reads and writes goes through the branch: a
+    # branch's operands are copied at every step.
+    right_to_left = {k: cache[k] for k in ("rows", "rl_cell", "rl_hidden")}
+    cache = {**cache, **jax.lax.cond((j == 0) & (i > 0),
+                                     lambda c: self._right_to_left_row(c, i - 1, conditioning),
+                                     lambda c: c, right_to_left)}
     lr_cell, lr_hidden = cache["lr_cell"], cache["lr_hidden"]
     neighbours = jnp.concatenate([lr_hidden[:, i, j + 1], lr_hidden[:, i + 1, j]], axis=-1)
     gates = (conditioning_lib.add_bias(self.input_to_state_lr.at_pixel(x), self.conditioning_lr,

@@ -125,17 +125,17 @@ class GatedLayer(nnx.Module):
   def init_cache(self, batch_size: int, height: int, width: int) -> dict:
     """`step`'s state before the first pixel, all zero.
 
-    "vertical": the vertical stack's input map, padded by k//2 above, left and right
-    (B, H + k//2, W + 2 (k//2), in); "link": the link's output for the row above
-    (B, W, 2p); "row": the horizontal stack's input on the current row, padded by
-    k//2 on the left (B, W + k//2, in).
+    "vertical": the vertical stack's input on the last k//2 + 1 rows, padded by k//2
+    left and right, row r in slot r mod (k//2 + 1) (B, k//2 + 1, W + 2 (k//2), in); rows
+    above the image are zero. "link": the link's output for the row above (B, W, 2p).
+    "row": the horizontal stack's input on the current row, padded by k//2 on the left
+    (B, W + k//2, in).
     """
     (top, _), (left, right) = self.vertical.padding
     in_features = self.vertical.conv.in_features
     dtype = self.vertical.conv.kernel.dtype
     return {
-        "vertical": jnp.zeros((batch_size, height + top, width + left + right, in_features),
-                              dtype),
+        "vertical": jnp.zeros((batch_size, top + 1, width + left + right, in_features), dtype),
         "link": jnp.zeros((batch_size, width, self.link.out_features), dtype),
         "row": jnp.zeros((batch_size, width + left, in_features), dtype),
     }
@@ -144,11 +144,13 @@ class GatedLayer(nnx.Module):
                    ) -> tuple[jax.Array, dict]:
     """The vertical stack on image row r, complete: its input x (B, W, in) on row r ->
     its output (B, W, p) there, and the cache with row r's input and the link for the
-    row below."""
+    row below. Running it again on the same row gives the same cache."""
     (top, _), (left, _) = self.vertical.padding
+    slots = top + 1
     maps = cache["vertical"]
-    maps = jax.lax.dynamic_update_slice(maps, x[:, None].astype(maps.dtype), (0, r + top, left, 0))
-    window = jax.lax.dynamic_slice_in_dim(maps, r, top + 1, axis=1)  # Rows r - k//2 .. r.
+    maps = jax.lax.dynamic_update_slice(maps, x[:, None].astype(maps.dtype),
+                                        (0, r % slots, left, 0))
+    window = jnp.take(maps, (r - top + jnp.arange(slots)) % slots, axis=1)  # Rows r-k//2..r.
     kernel, bias = self.vertical.weights()
     v_pre = jax.lax.conv_general_dilated(window, kernel, (1, 1), "VALID",
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))[:, 0] + bias
@@ -231,15 +233,19 @@ class GatedPixelCNN(nnx.Module):
     dtype = self.layers[0].vertical.conv.kernel.dtype
     to_input = lambda levels: likelihood.to_model_input(levels, self.num_levels, dtype)
 
-    def vertical_pass(cache):
+    def vertical_pass(vertical):
       x = to_input(jnp.take(images, i - 1, axis=1))  # (B, W, C): row i - 1, complete.
-      new_cache = []
-      for layer, layer_cache in zip(self.layers, cache):
-        x, layer_cache = layer.vertical_row(layer_cache, x, i - 1, conditioning)
-        new_cache.append(layer_cache)
-      return new_cache
+      new_vertical = []
+      for layer, layer_vertical in zip(self.layers, vertical):
+        x, layer_vertical = layer.vertical_row(layer_vertical, x, i - 1, conditioning)
+        new_vertical.append(layer_vertical)
+      return new_vertical
 
-    cache = jax.lax.cond((j == 0) & (i > 0), vertical_pass, lambda c: c, cache)
+    # Only the vertical stack's (small) part of the cache goes through the branch: a
+    # branch's operands are copied at every step.
+    vertical = jax.lax.cond((j == 0) & (i > 0), vertical_pass, lambda v: v,
+                            [{k: c[k] for k in ("vertical", "link")} for c in cache])
+    cache = [{**c, **v} for c, v in zip(cache, vertical)]
     # The first layer's horizontal window, row i columns j - k//2 .. j, from the images.
     (_, _), (left, _) = self.layers[0].horizontal.padding
     cols = j - left + jnp.arange(left + 1)

@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 import causality
-from pixelrnn import gated_pixelcnn, precision, sampling
+from pixelrnn import gated_pixelcnn
 from pixelrnn.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.pixelcnn import PixelCNN
 
@@ -71,23 +71,6 @@ def test_gate_is_tanh_times_sigmoid_and_shift_down_drops_the_last_row():
   shifted = gated_pixelcnn.shift_down(x)
   np.testing.assert_array_equal(shifted[:, 0], 0)
   np.testing.assert_array_equal(shifted[:, 1:], x[:, :-1])
-
-
-@pytest.mark.parametrize("num_channels, num_levels, num_observed", [(1, 2, 0), (3, 4, 0), (3, 4, 13)])
-def test_cached_sampler_reproduces_the_reference_exactly(num_channels, num_levels, num_observed):
-  model = gated(num_channels, num_levels, num_layers=3, hidden_dim=6)
-  shape = (5, 6, num_channels)
-  observed = jax.random.randint(jax.random.key(9), (4,) + shape, 0, num_levels)
-  kwargs = dict(num_samples=4, image_shape=shape, images=observed, num_observed=num_observed)
-  key = jax.random.key(11)
-  reference = jax.jit(lambda k: sampling.sample_reference(model, k, **kwargs))(key)
-  cached, logits = jax.jit(
-      lambda k: sampling.sample_cached(model, k, return_logits=True, **kwargs))(key)
-  np.testing.assert_array_equal(cached, reference)
-  full = np.asarray(precision.full_precision(model)(jnp.asarray(cached, jnp.float32)))
-  expected = full.reshape(4, -1, num_levels).transpose(1, 0, 2)
-  np.testing.assert_allclose(logits[num_observed:], expected[num_observed:], rtol=1e-4, atol=1e-5)
-  assert sampling.has_cached_sampler(model)
 
 
 def test_zero_layers_is_refused():

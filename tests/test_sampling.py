@@ -9,6 +9,7 @@ from scipy import stats
 
 from pixelrnn import likelihood, precision, sampling
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.pixelcnn import PixelCNN
 from pixelrnn.row_lstm import RowLSTM
 
@@ -107,16 +108,17 @@ def full_forward_logits_per_step(model, images):
   return logits.reshape(b, h * w * c, k).transpose(1, 0, 2)
 
 
-@pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM],
-                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm"])
+@pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM, GatedPixelCNN],
+                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
 @pytest.mark.parametrize("num_channels, num_levels, num_observed", [(1, 2, 0), (3, 4, 0), (3, 4, 13)])
 def test_cached_sampler_reproduces_the_reference_exactly(cls, num_channels,
                                                          num_levels, num_observed):
   kwargs = dict(num_channels=num_channels, num_levels=num_levels, hidden_dim=6, num_layers=2,
                 output_dim=12, rngs=nnx.Rngs(0))
-  if cls is not PixelCNN:
+  if cls in (RowLSTM, DiagonalBiLSTM):
     kwargs.update(residual=True, skip=True)
   model = cls(**kwargs)
+  assert sampling.has_cached_sampler(model)
   shape = (5, 6, num_channels)
   observed = jax.random.randint(jax.random.key(9), (4,) + shape, 0, num_levels)
   kwargs = dict(num_samples=4, image_shape=shape, images=observed, num_observed=num_observed)
