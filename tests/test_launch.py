@@ -229,9 +229,9 @@ def restored_state(config, workdir):
      "Error: --config.training.batchsize=3: Unknown config key 'training.batchsize'; did you "
      "mean 'training.batch_size'?"),
     (["--config=configs/quickstart.py", "--config.model.name=pixelcn"],
-     "Error: Unknown model.name 'pixelcn'; valid choices: ['pixelcnn', 'row_lstm', 'diagonal_bilstm']."),
+     "Error: Unknown model.name 'pixelcn'; valid choices: ['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn']."),
     (["--config=configs/quickstart.py", "--config.data.name=imagenet"],
-     "Error: Unknown data.name 'imagenet'; valid choices: ['binarized_mnist', 'mnist', 'cifar10']."),
+     "Error: Unknown data.name 'imagenet'; valid choices: ['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded']."),
 ])
 def test_bad_input_gets_one_line_naming_the_value(tmp_path, args, message):
   result = launch(*args, f"--workdir={tmp_path / 'w'}")
