@@ -45,7 +45,7 @@ def tiny_config(precision_name, name="pixelcnn"):
   return config
 
 
-@pytest.mark.parametrize("name", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+@pytest.mark.parametrize("name", ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
 @pytest.mark.parametrize("precision_name", precision.PRECISIONS)
 def test_evaluation_lowers_to_full_float32_whatever_the_training_precision(precision_name, name):
   trainer = train.Trainer(tiny_config(precision_name, name), (6, 6, 1), 2, train.make_mesh())
@@ -54,10 +54,10 @@ def test_evaluation_lowers_to_full_float32_whatever_the_training_precision(preci
   valid = trainer.shard_batch(np.ones(8, bool))
   # Even inside a lower default (a TPU's bfloat16 passes, say), evaluation stays full.
   with jax.default_matmul_precision("bfloat16"):
-    assert_full_precision(trainer.eval_step.lower(trainer.model, params, batch, valid))
+    assert_full_precision(trainer.eval_step.lower(trainer.model, params, {"images": batch}, valid))
 
 
-@pytest.mark.parametrize("model_name", ["pixelcnn", "row_lstm", "diagonal_bilstm"])
+@pytest.mark.parametrize("model_name", ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
 def test_training_lowers_at_the_configured_precision(model_name):
   images = np.zeros((8, 6, 6, 1), np.uint8)
   ops = {}
