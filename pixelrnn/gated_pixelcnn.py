@@ -37,17 +37,13 @@ from flax import nnx
 
 from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import convolution, likelihood, masks
+from pixelrnn.diagonal_bilstm import shift_down
 
 
 def gate(pre_activation: jax.Array) -> jax.Array:
   """(..., 2p) laid out [a | b] -> (..., p): tanh(a) * sigmoid(b)."""
   a, b = jnp.split(pre_activation, 2, axis=-1)
   return jnp.tanh(a) * jax.nn.sigmoid(b)
-
-
-def shift_down(x: jax.Array) -> jax.Array:
-  """(B, H, W, F) -> (B, H, W, F): row i takes row i - 1; row 0 is zero."""
-  return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
 
 
 class CausalConv(nnx.Module):
@@ -82,8 +78,7 @@ class CausalConv(nnx.Module):
 
   def apply_window(self, window: jax.Array) -> jax.Array:
     """The output at one pixel from its input window (B, rows, left + right + 1, in)."""
-    kernel, bias = self.weights()
-    return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+    return masks.apply_window(window, *self.weights())
 
 
 class GatedLayer(nnx.Module):
@@ -248,9 +243,8 @@ class GatedPixelCNN(nnx.Module):
     cache = [{**c, **v} for c, v in zip(cache, vertical)]
     # The first layer's horizontal window, row i columns j - k//2 .. j, from the images.
     (_, _), (left, _) = self.layers[0].horizontal.padding
-    cols = j - left + jnp.arange(left + 1)
-    window = jnp.take(jnp.take(images, i, axis=1), jnp.maximum(cols, 0), axis=1)
-    window = jnp.where((cols >= 0)[None, :, None], to_input(window), 0)[:, None]
+    window = masks.image_window(images, jnp.reshape(i, (1,)), j - left + jnp.arange(left + 1),
+                                to_input)
     cond = conditioning_lib.pixel(conditioning, i, j)
     x, skip_sum, new_cache = None, 0.0, []
     for layer, layer_cache in zip(self.layers, cache):

@@ -98,6 +98,23 @@ def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
   return mask
 
 
+def apply_window(window: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """One kernel application: window (B, kh, kw, in), kernel (kh, kw, in, out) -> (B, out)."""
+  return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+
+
+def image_window(images: jax.Array, rows: jax.Array, cols: jax.Array,
+                 to_input: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """The window (B, len(rows), len(cols), C) of unpadded images (B, H, W, C) at the
+  given row and column indices, mapped by `to_input`; taps outside the image read
+  zero, as a convolution's zero padding does."""
+  height, width = images.shape[1:3]
+  window = images[:, jnp.clip(rows, 0, height - 1)][:, :, jnp.clip(cols, 0, width - 1)]
+  inside = (((rows >= 0) & (rows < height))[:, None]
+            & ((cols >= 0) & (cols < width))[None, :])
+  return jnp.where(inside[None, :, :, None], to_input(window), 0)
+
+
 class MaskedConv(nnx.Module):
   """A 'SAME' convolution whose kernel is multiplied by an autoregressive mask.
 
@@ -151,7 +168,7 @@ class MaskedConv(nnx.Module):
     kernel, bias = self.weights()
     kh, kw = kernel.shape[:2]
     window = jax.lax.dynamic_slice(cache, (0, i, j, 0), (cache.shape[0], kh, kw, cache.shape[-1]))
-    return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+    return apply_window(window, kernel, bias)
 
   def at_image(self, images: jax.Array, i, j, to_input: Callable[[jax.Array], jax.Array]
                ) -> jax.Array:
@@ -163,14 +180,10 @@ class MaskedConv(nnx.Module):
     the 'SAME' padding of `__call__` does.
     """
     kernel, bias = self.weights()
-    (kh, kw), (_, height, width, _) = kernel.shape[:2], images.shape
-    rows = i - kh // 2 + jnp.arange(kh)
-    cols = j - kw // 2 + jnp.arange(kw)
-    window = images[:, jnp.clip(rows, 0, height - 1)][:, :, jnp.clip(cols, 0, width - 1)]
-    inside = (((rows >= 0) & (rows < height))[:, None]
-              & ((cols >= 0) & (cols < width))[None, :])
-    window = jnp.where(inside[None, :, :, None], to_input(window), 0)
-    return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
+    kh, kw = kernel.shape[:2]
+    window = image_window(images, i - kh // 2 + jnp.arange(kh), j - kw // 2 + jnp.arange(kw),
+                          to_input)
+    return apply_window(window, kernel, bias)
 
   def at_pixel(self, x: jax.Array) -> jax.Array:
     """A 1x1 convolution on the features (..., in) of single pixels -> (..., out)."""

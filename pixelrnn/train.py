@@ -229,6 +229,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
   indices = data_lib.train_batch_indices(train_data.images.shape[0], training.batch_size,
                                         config.seed, start_step)
   device_data = trainer.device_data(train_data.images, trainer.labels(train_data))
+  test_labels = trainer.labels(test_data)  # Checked once, for every evaluation.
   per_dispatch = training.steps_per_dispatch
   bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
                   disable=not (progress and distributed.is_primary()), dynamic_ncols=True)
@@ -306,8 +307,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         last = {k: v[logged[-1] - first] for k, v in rows.items()}
         bar.set_postfix(loss=f"{last['loss']:.4f}", nats=f"{last['nll_nats']:.2f}")
       if evaluate:
-        eval_metrics = trainer.evaluate(state.ema_params, test_data.images,
-                                        trainer.labels(test_data))
+        eval_metrics = trainer.evaluate(state.ema_params, test_data.images, test_labels)
         writer.write(step, "eval", eval_metrics)
         parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
                         if k in eval_metrics)
@@ -340,8 +340,7 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
     bar.close()
     writer.close()
   if eval_metrics is None:  # Already trained: evaluate what was restored.
-    eval_metrics = trainer.evaluate(state.ema_params, test_data.images,
-                                        trainer.labels(test_data))
+    eval_metrics = trainer.evaluate(state.ema_params, test_data.images, test_labels)
   return eval_metrics
 
 
