@@ -2,11 +2,16 @@
 
 Source: van den Oord et al. 2016b, "Conditional Image Generation with PixelCNN
 Decoders" (arXiv:1606.05328), Table 1: Gated PixelCNN 3.03 bits/dim on CIFAR-10.
-Network: 15 gated layers of p = 128 (256 pre-activations per stack, a 7x7 first
-layer, then 3x3) and 1024 units in the output layer, the width of the PixelCNN row
-(configs/cifar10_pixelcnn.py), so that the two rows compare the layers rather than
-their size. The paper's own CIFAR-10 layer count and width are not restated here:
-they have not been checked against the paper's text, so treat this size as ours.
+
+Network size: that paper does not state the size of its CIFAR-10 network. The one
+size it gives (Sec. 3.1) is for the larger ImageNet model of its Table 2: 20 layers
+of 384 hidden units with 5x5 filters. Its Table 1 compares the gated network with the
+PixelRNN paper's CIFAR-10 PixelCNN (3.14), whose size that paper does state: 15
+layers, h = 128 (configs/cifar10_pixelcnn.py). This config keeps that size, 15 gated
+layers of p = 128 (256 pre-activations per stack, a 7x7 first layer, then 3x3) and
+1024 units in the output layer, so that the gated layers are the one difference
+between the two rows.
+
 TFDS downloads CIFAR-10 when online; offline, put cifar-10-binary.tar.gz in
 --config.data.manual_dir.
 """

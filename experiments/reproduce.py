@@ -91,7 +91,8 @@ ROWS = (
     Row("cifar10_gated_pixelcnn", GATED, "Gated PixelCNN, CIFAR-10",
         "configs/cifar10_gated_pixelcnn.py", 3.03, "bits/dim",
         "van den Oord et al. 2016b, \"Conditional Image Generation with PixelCNN Decoders\", "
-        "Table 1"),
+        "Table 1; the paper does not state this network's size (the config says which size it "
+        "uses and why)"),
 )
 
 RECIPES = ("paper", "large_batch")
