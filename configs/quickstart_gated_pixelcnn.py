@@ -18,11 +18,11 @@ def get_config():
   config.model.num_layers = 5
   config.model.output_dim = 32
   config.training.batch_size = 32
-  config.training.num_steps = 1_200
+  config.training.num_steps = 3_000
   config.training.log_every_steps = 50
-  config.training.eval_every_steps = 600
+  config.training.eval_every_steps = 1_000
   config.training.eval_batch_size = 500
-  config.training.checkpoint_every_steps = 300
+  config.training.checkpoint_every_steps = 500
   config.training.steps_per_dispatch = 10
   config.training.ema_decay = 0.999
   config.optimizer.name = "adam"
