@@ -19,9 +19,11 @@ def dependency_pattern(fn, x: jax.Array, seed: int = 0, as_array: bool = False) 
   Returns bool (B, H, W, C, B, H, W, C): [out..., in...] is True where the gradient
   is nonzero (a jax.Array with `as_array`, for use under jit).
   """
-  w = jax.random.normal(jax.random.key(seed), fn(x).shape[-1:])
-  jac = jax.jacrev(lambda v: jnp.sum(fn(v) * w, axis=-1))(x)
-  return jac != 0 if as_array else np.asarray(jac != 0)
+  w = jax.random.normal(jax.random.key(seed), jax.eval_shape(fn, x).shape[-1:])
+  # Compiled whole: eager, every primitive of the batched backward pass is dispatched
+  # on its own, which made these tests several times slower.
+  pattern = jax.jit(lambda v: jax.jacrev(lambda u: jnp.sum(fn(u) * w, axis=-1))(v) != 0)(x)
+  return pattern if as_array else np.asarray(pattern)
 
 
 def raster_order(h: int, w: int, c: int) -> np.ndarray:

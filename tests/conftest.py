@@ -16,12 +16,28 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("PIXELRNN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
-@pytest.fixture
-def shared_data() -> pathlib.Path:
-  """../shared/data (real MNIST files); skips the test when it is absent."""
+def _require_shared_data() -> pathlib.Path:
   if not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
     pytest.skip(f"needs the shared real datasets at {SHARED_DATA} (absent on this machine)")
   return SHARED_DATA
+
+
+@pytest.fixture
+def shared_data() -> pathlib.Path:
+  """../shared/data (real MNIST files); skips the test when it is absent."""
+  return _require_shared_data()
+
+
+@pytest.fixture(scope="session")
+def mnist_tfds_dir(tmp_path_factory) -> pathlib.Path:
+  """A TFDS data_dir holding MNIST, built offline from ../shared/data/mnist once per
+  session (a build takes about a minute); skips the test when ../shared is absent."""
+  from pixelrnn import data as data_lib
+
+  data_dir = tmp_path_factory.mktemp("tfds")
+  data_lib.load_tfds("mnist", "test", data_dir=str(data_dir),
+                     manual_dir=str(_require_shared_data() / "mnist"))
+  return data_dir
 
 
 def short_adam_run(config, num_steps: int):

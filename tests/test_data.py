@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import types
 
 import numpy as np
 import pytest
@@ -67,9 +68,11 @@ def test_unknown_datasets_and_splits_list_the_valid_ones():
     data_lib.load_tfds("cifar10", "validation")
 
 
-def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, tmp_path):
-  train = data_lib.load_tfds("mnist", "train", data_dir=str(tmp_path), manual_dir=str(shared_data / "mnist"))
-  test = data_lib.load_tfds("mnist", "test", data_dir=str(tmp_path), manual_dir=str(shared_data / "mnist"))
+def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, mnist_tfds_dir):
+  # The fixture built the dataset from the original files; these loads read that build.
+  data_dir, manual_dir = str(mnist_tfds_dir), str(shared_data / "mnist")
+  train = data_lib.load_tfds("mnist", "train", data_dir=data_dir, manual_dir=manual_dir)
+  test = data_lib.load_tfds("mnist", "test", data_dir=data_dir, manual_dir=manual_dir)
   assert train.images.shape == (60000, 28, 28, 1) and test.images.shape == (10000, 28, 28, 1)
   assert train.num_levels == test.num_levels == 256 and train.images.dtype == np.uint8
   # Means recorded in ../shared/data/README.md for the original files.
@@ -81,9 +84,9 @@ def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, tmp_path):
   assert np.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
                                                1009]
   # mnist_thresholded: the same images at 1 where the intensity is >= 128, same labels.
-  class Cfg:
-    name, data_dir, manual_dir = "mnist_thresholded", str(tmp_path), str(shared_data / "mnist")
-  binary = data_lib.load_dataset(Cfg, "test")
+  thresholded = types.SimpleNamespace(name="mnist_thresholded", data_dir=data_dir,
+                                      manual_dir=manual_dir)
+  binary = data_lib.load_dataset(thresholded, "test")
   assert binary.num_levels == 2 and binary.images.dtype == np.uint8
   np.testing.assert_array_equal(binary.images, test.images >= 128)
   np.testing.assert_array_equal(binary.labels, test.labels)

@@ -111,11 +111,11 @@ def test_sampling_and_inpainting_work_for_a_recurrent_model(tmp_path):
 
 
 def test_a_class_conditional_config_trains_evaluates_each_class_and_samples_rows_of_classes(
-    tmp_path, shared_data):
+    tmp_path, shared_data, mnist_tfds_dir):
   workdir = str(tmp_path / "conditional")
   args = ["--config=configs/quickstart_gated_pixelcnn.py", f"--workdir={workdir}",
           f"--config.data.manual_dir={shared_data / 'mnist'}",
-          f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.model.hidden_dim=4",
+          f"--config.data.data_dir={mnist_tfds_dir}", "--config.model.hidden_dim=4",
           "--config.training.steps_per_dispatch=1", *FEW_STEPS]
   args[args.index("--config.data.eval_split=validation")] = "--config.data.eval_split=test"
   trained = launch(*args)

@@ -196,14 +196,15 @@ def test_recurrent_models_learn_on_real_binarized_mnist(model_name):
   config.optimizer.learning_rate = 3e-3
   train_data = data_lib.load_binarized_mnist("train")
   test_images = data_lib.load_binarized_mnist("test").images[:1000]
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  # One device: over the four forced host devices, which share the cores, the Diagonal
+  # BiLSTM's steps were about 2.5x slower (their all-reduces), and queued steps could
+  # deadlock XLA:CPU's all-reduce. Data parallelism has its own tests.
+  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
   state = trainer.initial_state()
   before = trainer.evaluate(state.params, test_images)["nll_nats"]
   batches = data_lib.train_batches(train_data.images, 16, seed=0)
   for _ in range(config.training.num_steps):
-    state, metrics = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
-    # One step at a time: queued steps can deadlock XLA:CPU's all-reduce over 4 devices.
-    jax.block_until_ready(metrics)
+    state, _ = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
   after = trainer.evaluate(state.params, test_images)["nll_nats"]
   assert after < 0.4 * before and after < 200, (before, after)
 
