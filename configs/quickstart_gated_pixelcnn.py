@@ -4,6 +4,10 @@
 offline, add --config.data.manual_dir=../shared/data/mnist. The samples after
 training are one row per digit. The same network unconditional, for comparison:
 --config.model.num_classes=0.
+
+Ten layers (a 7x7 window, then 3x3) let a pixel's logits see 13 rows up and 12 columns
+to either side, enough for a whole digit: with five (8 rows, 7 columns) the rows of
+0 and 1 were not their digits, and 4 only in part.
 """
 
 from pixelrnn import defaults
@@ -15,7 +19,7 @@ def get_config():
   config.model.name = "gated_pixelcnn"
   config.model.num_classes = 10
   config.model.hidden_dim = 16
-  config.model.num_layers = 5
+  config.model.num_layers = 10
   config.model.output_dim = 32
   config.training.batch_size = 32
   config.training.num_steps = 3_000

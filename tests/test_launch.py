@@ -116,6 +116,7 @@ def test_a_class_conditional_config_trains_evaluates_each_class_and_samples_rows
   args = ["--config=configs/quickstart_gated_pixelcnn.py", f"--workdir={workdir}",
           f"--config.data.manual_dir={shared_data / 'mnist'}",
           f"--config.data.data_dir={mnist_tfds_dir}", "--config.model.hidden_dim=4",
+          "--config.model.num_layers=2",
           "--config.training.steps_per_dispatch=1", *FEW_STEPS]
   args[args.index("--config.data.eval_split=validation")] = "--config.data.eval_split=test"
   trained = launch(*args)
