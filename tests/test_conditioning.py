@@ -39,7 +39,8 @@ def test_conditional_model_is_causal_in_the_image_and_reads_its_own_pixels_condi
   causality.assert_causal(causality.dependency_pattern(lambda v: model(v, cond), x))
 
   weights = jax.random.normal(jax.random.key(3), (num_levels,))
-  jac = jax.jacrev(lambda c: jnp.sum(model(x, c) * weights, -1))(cond)  # (B,H,W,C, B,H,W,c)
+  on_cond_of = jax.jit(jax.jacrev(lambda c: jnp.sum(model(x, c) * weights, -1)))
+  jac = on_cond_of(cond)  # (B,H,W,C, B,H,W,c)
   on_cond = np.asarray(jnp.any(jac != 0, axis=-1))
   same_pixel = np.einsum("ab,ik,jl->aijbkl", np.eye(b), np.eye(h), np.eye(w)).astype(bool)
   # Every output sub-pixel, channel 0 of the first pixel included, reads the map at

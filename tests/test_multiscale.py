@@ -71,7 +71,7 @@ def test_conditional_network_is_causal_in_the_large_image_and_sees_the_small_one
   causality.assert_causal(causality.dependency_pattern(lambda v: conditional(v, small), x))
 
   weights = jax.random.normal(jax.random.key(3), (num_levels,))
-  jac = jax.jacrev(lambda s: jnp.sum(conditional(x, s) * weights, -1))(small)
+  jac = jax.jit(jax.jacrev(lambda s: jnp.sum(conditional(x, s) * weights, -1)))(small)
   on_small = np.asarray(jac != 0)  # (B, H, W, C, B, H/f, W/f, C)
   own = np.stack([on_small[k, :, :, :, k] for k in range(b)]).any(axis=0)
   # Every output sub-pixel reads the small image at its own block, all channels...
