@@ -4,8 +4,9 @@ A conditional network (the second stage of the multi-scale model, `multiscale.py
 a class-conditional model, whose map is the one-hot label at every pixel) receives,
 besides the image it models, a conditioning map s of c channels at every pixel. Each
 conditioned layer adds a learned linear projection V s(i, j) to its pre-activations at
-pixel (i, j), as in conditional PixelCNN (van den Oord et al., 2016b). The map is an input known in full before the image is generated, so it is
-not masked: every pixel of every channel group may read all of it.
+pixel (i, j), as in conditional PixelCNN (van den Oord et al., 2016b). The map is an
+input known in full before the image is generated, so it is not masked: every pixel of
+every channel group may read all of it.
 
 Models built with `conditioning_dim = 0` are unconditional and have no projections.
 """
