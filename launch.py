@@ -20,28 +20,25 @@ such as SLURM) say how they meet.
 
 import json
 import os
-import runpy
 import signal
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from pixelrnn import (checkpoints, data, defaults, distributed, figures, finite_guard, stopping,
-                      train, workdir_lock)
+from pixelrnn import cli, defaults, distributed, figures, pretrained, stopping, train
 
 MODES = ("train", "eval", "sample", "inpaint")
-HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
-# Failures caused by what the user asked for: reported in one line, without a traceback.
-USER_ERRORS = (defaults.ConfigError, data.DataError, checkpoints.CheckpointError,
-               checkpoints.CheckpointSaveError, finite_guard.NonFiniteError,
-               workdir_lock.WorkdirLockedError, figures.FigureRequestError,
-               distributed.DistributedError)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                 lock_config=False)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs.")
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs. With "
+                    "--pretrained: where figures are written (default: the current directory).")
+flags.DEFINE_string("pretrained", None, "eval, sample, inpaint: use this pretrained model "
+                    "installed with the package (a recorded row, e.g. "
+                    "bmnist_diagonal_bilstm_1x32) instead of a workdir's checkpoint; its own "
+                    "config is used, and --config is not needed.")
 flags.DEFINE_enum("mode", "train", MODES, "train: train (resuming) and evaluate; "
                   "eval: evaluate the latest checkpoint's EMA parameters; "
                   "sample: write a PNG grid of samples from them; "
@@ -57,8 +54,6 @@ flags.DEFINE_float("temperature", 1.0, "sample, inpaint: softmax temperature (> 
 flags.DEFINE_integer("seed", 0, "sample, inpaint: random seed.")
 flags.DEFINE_integer("samples_after_training", 16, "train: when training finishes, write a grid "
                      "of this many samples to workdir/samples_<step>.png (0: none).")
-flags.DEFINE_bool("library_logs", False, "Show the INFO logs of the libraries (orbax, absl, "
-                  "TensorFlow), which are hidden by default.")
 flags.DEFINE_bool("distributed", False, "Join a multi-process run through jax.distributed. The "
                   "flags below, or else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
                   "JAX_PROCESS_ID, or else JAX's cluster detection (SLURM, Open MPI, "
@@ -68,23 +63,35 @@ flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coord
 flags.DEFINE_integer("num_processes", None, "Number of processes in the run.")
 flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 flags.DEFINE_integer("distributed_timeout_s", 300, "Seconds to wait for every process to join.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.register_validator("pretrained", lambda name: name is None or not FLAGS["config"].present,
+                         "--pretrained uses the pretrained model's own config: drop --config.")
 flags.register_validator("temperature", lambda t: t > 0, "--temperature must be > 0.")
 
 
+def check_sources() -> None:
+  """A workdir run needs --config and --workdir; a pretrained one, a mode other than train."""
+  if FLAGS.pretrained is not None:
+    if FLAGS.mode == "train":
+      cli.fail(f"--pretrained={FLAGS.pretrained} with --mode=train: a pretrained model is "
+               "evaluated or sampled; expected --mode=eval, sample or inpaint.")
+    return
+  missing = [f"--{name}" for name in ("config", "workdir") if getattr(FLAGS, name) is None]
+  if missing:
+    cli.fail(f"{' and '.join(missing)} not given: expected --config=<file> and "
+             "--workdir=<dir>, or --pretrained=<row> with --mode=eval, sample or inpaint.")
+
+
 def main(argv):
-  if len(argv) > 1:
-    fail(f"unexpected arguments {argv[1:]}; flags are given as --name=value.")
-  if not FLAGS.library_logs:
-    logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is first imported.
+  del argv  # cli.run refuses positional arguments.
+  check_sources()
   try:
     cluster = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.distributed or any(value is not None for value in cluster):
       distributed.initialize(*cluster, timeout_s=FLAGS.distributed_timeout_s)
-    run(FLAGS.config, FLAGS.workdir)
-  except USER_ERRORS as e:
-    fail(str(e))
+    if FLAGS.pretrained is not None:
+      run_pretrained(pretrained.load(FLAGS.pretrained), FLAGS.workdir or os.getcwd())
+    else:
+      run(FLAGS.config, FLAGS.workdir)
   except stopping.TrainingStopped as stopped:
     print(stopped, file=sys.stderr)
     # 128 + the signal's number: the shell's status for a process ended by it, so a
@@ -95,16 +102,37 @@ def main(argv):
     sys.exit(128 + signal.SIGINT)  # What was saved, if anything, has been said.
 
 
+def write_figure(config, workdir: str, source=None, prefix: str = "") -> dict:
+  """--mode=sample or inpaint: the figure of the EMA parameters in workdir, or `source`'s."""
+  if FLAGS.mode == "sample":
+    path = os.path.join(workdir, f"{prefix}samples_{source[2]}.png") if prefix else None
+    return figures.write_samples(config, workdir, num_samples=FLAGS.num_samples,
+                                 temperature=FLAGS.temperature, seed=FLAGS.seed,
+                                 label=FLAGS.label, path=path, source=source)
+  path = os.path.join(workdir, f"{prefix}completions_{source[2]}.png") if prefix else None
+  return figures.write_completions(
+      config, workdir, num_images=FLAGS.num_samples, num_completions=FLAGS.num_completions,
+      observed_rows=FLAGS.observed_rows, temperature=FLAGS.temperature, seed=FLAGS.seed,
+      path=path, source=source)
+
+
+def run_pretrained(loaded: pretrained.Loaded, out_dir: str) -> None:
+  """--pretrained: evaluates (on the test split) or draws the figures of a pretrained model."""
+  config = loaded.config
+  config.data.eval_split = "test"
+  if FLAGS.mode == "eval":
+    result = {"eval_split": "test", **train.evaluate_params(config, loaded.params),
+              "step": loaded.step}
+  else:
+    os.makedirs(out_dir, exist_ok=True)
+    result = write_figure(config, out_dir, loaded.source(), prefix=f"{loaded.name}_")
+  print(json.dumps({"mode": FLAGS.mode, "pretrained": loaded.name, **result}))
+
+
 def run(config, workdir: str) -> None:
   defaults.validate(config)  # Training and every reader check the workdir themselves.
-  if FLAGS.mode == "sample":
-    result = figures.write_samples(config, workdir, num_samples=FLAGS.num_samples,
-                                   temperature=FLAGS.temperature, seed=FLAGS.seed,
-                                   label=FLAGS.label)
-  elif FLAGS.mode == "inpaint":
-    result = figures.write_completions(
-        config, workdir, num_images=FLAGS.num_samples, num_completions=FLAGS.num_completions,
-        observed_rows=FLAGS.observed_rows, temperature=FLAGS.temperature, seed=FLAGS.seed)
+  if FLAGS.mode in ("sample", "inpaint"):
+    result = write_figure(config, workdir)
   elif FLAGS.mode == "train":
     with stopping.StopRequests() as stop_requests:
       metrics = train.train_and_evaluate(config, workdir, should_stop=stop_requests)
@@ -118,50 +146,5 @@ def run(config, workdir: str) -> None:
   distributed.primary_only(print)(json.dumps({"mode": FLAGS.mode, **result}))
 
 
-def fail(message: str) -> None:
-  print(f"Error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
-def flag_value(argv: list[str], name: str) -> str | None:
-  """The value of --name=value or --name value in argv (the last one given)."""
-  value = None
-  for k, arg in enumerate(argv):
-    if arg.startswith(f"--{name}="):
-      value = arg.split("=", 1)[1]
-    elif arg == f"--{name}" and k + 1 < len(argv):
-      value = argv[k + 1]
-  return value
-
-
-def command_line_error(argv: list[str]) -> str | None:
-  """The one-line message for a config file or override that absl would report with a
-  traceback: a missing or unloadable file, or an unknown key."""
-  path = flag_value(argv, "config")
-  if path is None:
-    return None  # absl reports the missing required flag itself.
-  if not os.path.isfile(path):
-    return f"--config={path!r}: no such file; expected a config file such as configs/quickstart.py."
-  try:
-    config = runpy.run_path(path)["get_config"]()
-  except Exception as e:  # Whatever the file raises, the user needs its type and message.
-    return f"--config={path!r} could not be loaded: {type(e).__name__}: {e}"
-  for arg in argv:
-    if arg.startswith("--config."):
-      try:
-        defaults.check_key_path(config, arg.removeprefix("--config.").split("=", 1)[0])
-      except defaults.ConfigError as e:
-        return f"{arg}: {e}"
-  return None
-
-
 if __name__ == "__main__":
-  if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
-    try:
-      app.run(main)
-    except SystemExit:
-      sys.exit(0)  # absl exits 1 after printing the help that was asked for.
-  error = command_line_error(sys.argv[1:])
-  if error is not None:
-    fail(error)
-  app.run(main)
+  cli.run(main)

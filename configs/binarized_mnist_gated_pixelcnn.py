@@ -19,8 +19,7 @@ def get_config():
   config.model.output_dim = 64
   config.training.batch_size = 16
   config.training.num_steps = 200_000
-  config.training.eval_every_steps = 10_000
   config.training.steps_per_dispatch = 10  # Speed only: the results do not depend on it.
   config.optimizer.name = "rmsprop"
   config.optimizer.learning_rate = 1e-3
-  return config
+  return defaults.validation_curve(config)

@@ -1,123 +1,60 @@
 """Reproduces named rows of the paper's log-likelihood tables (and the Gated PixelCNN's),
 in as many pieces as needed.
 
+  python experiments/reproduce.py --rows=next                  # the background row, 55 min
   python experiments/reproduce.py --rows=bmnist_diagonal_bilstm_7x16 --time_budget_minutes=8
-  python experiments/reproduce.py --rows=all --workroot=workdirs/reproduce
   python experiments/reproduce.py --table_only
   python experiments/reproduce.py --rows=bmnist_diagonal_bilstm_7x16 --recipe=large_batch
 
-Each row is a config file and a workdir (--workroot/<row>). With --recipe=large_batch the
-binarized-MNIST rows train their networks on batch 128 and a short schedule instead, as
-rows named <row>_large_batch. A run resumes the row from
-its workdir's latest checkpoint, so a row can be trained in pieces: when
---time_budget_minutes (or --max_steps, steps per row and invocation) is spent, or on
-SIGTERM, training stops at a checkpoint and a rerun of the same command continues bit
-for bit. Every piece is logged in <workdir>/reproduce_pieces.jsonl (command, hardware,
-wall time, steps).
+Each row is a config file and a workdir, --workroot/<row> (default experiments/rows, in
+the repository, so that the next session on any machine continues it). `--rows=next`
+takes the first row of `paper_rows.CONTINUE_ORDER` that is not recorded. A run resumes
+the row from its workdir's latest checkpoint: when --time_budget_minutes (or
+--max_steps, steps per row and invocation) is spent, or on SIGTERM, training stops at a
+checkpoint, the older checkpoints are removed, and the `git add` that commits the row's
+state is printed; a rerun continues bit for bit. Every piece is logged in
+<workdir>/reproduce_pieces.jsonl at every checkpoint (command, hardware, wall and CPU
+time, steps). Progress is one line per --report_every_steps steps.
 
 When a row finishes, its EMA parameters are evaluated on the test set at full float32
-and the row's record is written to --results_dir/paper_rows/<row>.json with its sample
-grid and completion figure beside it; then --results_dir/paper_tables.md is written
-anew from the records: paper number, ours, steps, images seen, wall time, hardware,
-date and the exact commands. Rows with no record are listed as not run.
+and its record is written to --results_dir/paper_rows/<row>.json with its sample grid
+and completion figure beside it. Every invocation rewrites --results_dir/paper_tables.md
+(finished rows, rows in progress with their latest validation NLL, rows not run) and the
+curves: paper_rows/<row>_curve.png and paper_rows/all_rows_curve.png.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import os
 import platform
-import runpy
 import shlex
+import shutil
 import signal
 import sys
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 
-from pixelrnn import checkpoints, figures, stopping, train
+from pixelrnn import (checkpoints, cli, errors, figures, paper_rows, pretrained, stopping, train,
+                      workdir_lock)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PIECE_MINUTES = 55  # --rows=next: one piece, committed as soon as it stops.
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-  """One row of a paper table: what to train, and the number to compare with."""
-  name: str
-  table: str
-  model: str
-  config: str  # Config file, relative to the repository root (or absolute).
-  paper: float
-  unit: str  # "nats" (per image) or "bits/dim".
-  source: str
-  large_batch_config: str | None = None  # The same network on the large-batch recipe.
-
-  def config_path(self) -> str:
-    return os.path.join(REPO, self.config)
+class RowError(errors.UserError, ValueError):
+  """An unknown row, or a row request that cannot be carried out."""
 
 
-TABLE4 = "Table 4: binarized MNIST, test NLL in nats per image"
-TABLE5 = "Table 5: CIFAR-10, test NLL in bits/dim"
-ICML_T4 = "van den Oord et al. 2016, ICML, Table 4"
-ICML_T5 = "van den Oord et al. 2016, ICML, Table 5"
-GATED = ("Gated PixelCNN (van den Oord et al. 2016b): binarized MNIST in nats per image, "
-         "CIFAR-10 in bits/dim")
-ROWS = (
-    Row("bmnist_pixelcnn", TABLE4, "PixelCNN", "configs/binarized_mnist_pixelcnn.py", 81.30,
-        "nats", "attributed to the paper (likely its arXiv v3) by Gulrajani et al. 2016 "
-        "(PixelVAE), Table 1, and by Papers with Code; the network behind it is not given",
-        "configs/binarized_mnist_pixelcnn_large_batch.py"),
-    Row("bmnist_row_lstm", TABLE4, "Row LSTM", "configs/binarized_mnist_row_lstm.py", 80.54,
-        "nats", "unverified: found in no public source",
-        "configs/binarized_mnist_row_lstm_large_batch.py"),
-    Row("bmnist_diagonal_bilstm_1x32", TABLE4, "Diagonal BiLSTM, 1 layer, h=32",
-        "configs/binarized_mnist_diagonal_bilstm_1layer.py", 80.75, "nats", ICML_T4,
-        "configs/binarized_mnist_diagonal_bilstm_1layer_large_batch.py"),
-    Row("bmnist_diagonal_bilstm_7x16", TABLE4, "Diagonal BiLSTM, 7 layers, h=16",
-        "configs/binarized_mnist_diagonal_bilstm.py", 79.20, "nats", ICML_T4,
-        "configs/binarized_mnist_diagonal_bilstm_large_batch.py"),
-    Row("cifar10_pixelcnn", TABLE5, "PixelCNN", "configs/cifar10_pixelcnn.py", 3.14,
-        "bits/dim", ICML_T5),
-    Row("cifar10_row_lstm", TABLE5, "Row LSTM", "configs/cifar10_row_lstm.py", 3.07,
-        "bits/dim", ICML_T5),
-    Row("cifar10_diagonal_bilstm", TABLE5, "Diagonal BiLSTM", "configs/cifar10_diagonal_bilstm.py",
-        3.00, "bits/dim", ICML_T5),
-    Row("bmnist_gated_pixelcnn", GATED, "Gated PixelCNN, binarized MNIST",
-        "configs/binarized_mnist_gated_pixelcnn.py", 80.10, "nats",
-        "Gulrajani et al. 2016 (PixelVAE), Table 1; the network behind it is not given"),
-    Row("cifar10_gated_pixelcnn", GATED, "Gated PixelCNN, CIFAR-10",
-        "configs/cifar10_gated_pixelcnn.py", 3.03, "bits/dim",
-        "van den Oord et al. 2016b, \"Conditional Image Generation with PixelCNN Decoders\", "
-        "Table 1; the paper does not state this network's size (the config says which size it "
-        "uses and why)"),
-)
-
-RECIPES = ("paper", "large_batch")
-LARGE_BATCH_SUFFIX = "_large_batch"
+def config_path(row: paper_rows.Row) -> str:
+  return os.path.join(REPO, row.config)
 
 
-def recipe_rows(rows, recipe: str) -> list[Row]:
-  """`rows` on `recipe`: "paper" (their own configs) or "large_batch" (the rows that have
-  a large-batch config, as rows of their own: name + "_large_batch", that config)."""
-  if recipe == "paper":
-    return list(rows)
-  if recipe != "large_batch":
-    raise ValueError(f"Unknown recipe {recipe!r}; valid: {list(RECIPES)}.")
-  return [dataclasses.replace(row, name=row.name + LARGE_BATCH_SUFFIX,
-                              model=f"{row.model}, large-batch recipe",
-                              config=row.large_batch_config, large_batch_config=None)
-          for row in rows if row.large_batch_config is not None]
-
-
-PIECES_FILE = "reproduce_pieces.jsonl"
-
-
-def load_config(row: Row, data_dir: str | None = None, manual_dir: str | None = None):
+def load_config(row: paper_rows.Row, data_dir: str | None = None, manual_dir: str | None = None):
   """The row's config; TFDS's data_dir and manual_dir (offline builds) if given."""
-  config = runpy.run_path(row.config_path())["get_config"]()
+  config = cli.load_config(config_path(row))
   if data_dir is not None:
     config.data.data_dir = data_dir
   if manual_dir is not None:
@@ -141,88 +78,87 @@ def hardware() -> str:
           f"jax {jax.__version__}")
 
 
-def read_pieces(workdir: str) -> list[dict]:
-  path = os.path.join(workdir, PIECES_FILE)
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-def append_piece(workdir: str, piece: dict) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, PIECES_FILE), "a") as f:
-    f.write(json.dumps(piece) + "\n")
-
-
 def latest_step(workdir: str, config) -> int:
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     return 0
   return checkpoints.manager(workdir, config).latest_step() or 0
 
 
-def record_path(results_dir: str, row: Row) -> str:
-  return os.path.join(results_dir, "paper_rows", f"{row.name}.json")
+def repo_relative(path: str) -> str:
+  """`path` relative to the repository root when inside it, else absolute."""
+  path = os.path.abspath(path)
+  inside = os.path.commonpath([path, REPO]) == REPO
+  return os.path.relpath(path, REPO) if inside else path
 
 
-def read_record(results_dir: str, row: Row) -> dict | None:
-  path = record_path(results_dir, row)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+def unreadable_checkpoint(error: checkpoints.CheckpointError, workdir: str) -> RowError:
+  rel = repo_relative(workdir)
+  return RowError(
+      f"{error} The row's state is committed in git, one checkpoint per commit: "
+      f"`git log --oneline -- {rel}` lists those commits, and `git checkout <commit> -- {rel}` "
+      "brings back the state of the one before the last (delete the unreadable checkpoint "
+      "folder first).")
 
 
-def run_row(row: Row, workroot: str, results_dir: str, *, stop: stopping.StopRequests,
-            command: str, progress: bool = True, data_dir: str | None = None,
-            manual_dir: str | None = None) -> dict:
+def run_row(row: paper_rows.Row, workroot: str, results_dir: str, *, stop: stopping.StopRequests,
+            command: str, progress: bool = True, report_every_steps: int = 1000,
+            data_dir: str | None = None, manual_dir: str | None = None,
+            pretrained_dir: str | None = None) -> dict:
   """Trains `row` on from its workdir to the end and returns its record.
 
   Raises stopping.TrainingStopped (after logging the piece) when `stop` ends the piece.
+  A finished row's EMA parameters are installed as a pretrained model under
+  `pretrained_dir` (none without it).
   """
   config = load_config(row, data_dir, manual_dir)
   workdir = os.path.join(workroot, row.name)
-  start_step = latest_step(workdir, config)
-  started = datetime.datetime.now(datetime.timezone.utc)
-  clock = time.perf_counter()
-
-  def log_piece(end_step: int, outcome: str) -> None:
-    append_piece(workdir, {
-        "command": command, "started": started.isoformat(timespec="seconds"),
-        "wall_s": round(time.perf_counter() - clock, 1), "from_step": start_step,
-        "to_step": end_step, "outcome": outcome, "hardware": hardware()})
-
+  log = paper_rows.PieceLog(workdir, command=command, from_step=latest_step(workdir, config),
+                            eval_split=config.data.eval_split, hardware=hardware())
   try:
-    metrics = train.train_and_evaluate(config, workdir, progress=progress, should_stop=stop)
+    metrics = train.train_and_evaluate(config, workdir, progress=progress,
+                                       progress_lines_every=report_every_steps,
+                                       should_stop=stop, on_checkpoint=log.update)
   except stopping.TrainingStopped as stopped:
-    log_piece(stopped.step, f"stopped: {stopped.reason}")
+    log.update(stopped.step, f"stopped: {stopped.reason}")
     raise
-  steps = config.training.num_steps
-  log_piece(steps, "finished")
-  return write_record(row, config, workdir, results_dir, metrics)
+  except checkpoints.CheckpointError as e:
+    raise unreadable_checkpoint(e, workdir) from e
+  log.update(config.training.num_steps, "finished")
+  record = write_record(row, config, workdir, results_dir, metrics)
+  if pretrained_dir is not None:
+    pretrained.export_checkpoint(config, workdir, record, row.name, root=pretrained_dir)
+  return record
 
 
-def write_record(row: Row, config, workdir: str, results_dir: str, metrics: dict) -> dict:
-  """The finished row's record, sample grid and completion figure under results_dir."""
+def write_record(row: paper_rows.Row, config, workdir: str, results_dir: str,
+                 final_eval: dict) -> dict:
+  """The finished row's record (its test NLL, evaluated here once), sample grid and
+  completion figure under results_dir."""
+  test_config = config.copy_and_resolve_references()
+  test_config.data.eval_split = "test"
+  test = train.evaluate_checkpoint(test_config, workdir)
   rows_dir = os.path.join(results_dir, "paper_rows")
   os.makedirs(rows_dir, exist_ok=True)
   samples = figures.write_samples(config, workdir, num_samples=64,
                                   path=os.path.join(rows_dir, f"{row.name}_samples.png"))
   completions = figures.write_completions(
-      config, workdir, num_images=8, num_completions=5,
+      test_config, workdir, num_images=8, num_completions=5,
       path=os.path.join(rows_dir, f"{row.name}_completions.png"))
-  pieces = read_pieces(workdir)
-  ours = metrics["nll_nats"] if row.unit == "nats" else metrics["bits_per_dim"]
+  pieces = paper_rows.read_pieces(workdir)
+  spent = paper_rows.totals(pieces)
+  ours = test["nll_nats"] if row.unit == "nats" else test["bits_per_dim"]
   record = {
       "row": row.name, "table": row.table, "model": row.model, "config": row.config,
       "paper": row.paper, "paper_source": row.source, "unit": row.unit,
       "ours": round(ours, 2),
-      "nll_nats": metrics["nll_nats"], "bits_per_dim": metrics["bits_per_dim"],
-      "eval_split": config.data.eval_split, "eval_precision": "float32 (HIGHEST)",
+      "nll_nats": test["nll_nats"], "bits_per_dim": test["bits_per_dim"],
+      "eval_split": "test", "eval_precision": "float32 (HIGHEST)",
+      "training_eval_split": config.data.eval_split,
+      "training_eval_nll_nats": final_eval["nll_nats"],
       "training_precision": config.training.precision,
       "steps": config.training.num_steps, "batch_size": config.training.batch_size,
       "images_seen": config.training.num_steps * config.training.batch_size,
-      "wall_time_s": round(sum(p["wall_s"] for p in pieces), 1),
+      "wall_time_s": spent["wall_s"], "cpu_time_s": spent["cpu_s"],
       "hardware": sorted({p["hardware"] for p in pieces}),
       "date": datetime.date.today().isoformat(),
       "commands": [p["command"] for p in pieces],
@@ -230,124 +166,136 @@ def write_record(row: Row, config, workdir: str, results_dir: str, metrics: dict
       "samples_png": os.path.basename(samples["png"]),
       "completions_png": os.path.basename(completions["png"]),
   }
-  tmp = record_path(results_dir, row) + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=2)
-  os.replace(tmp, record_path(results_dir, row))
+  paper_rows.write_json(paper_rows.record_path(results_dir, row), record)
   return record
 
 
-def format_duration(seconds: float) -> str:
-  minutes = round(seconds / 60)
-  return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+def keep_latest_checkpoint(workdir: str) -> int | None:
+  """Removes every checkpoint of workdir but the latest complete one; returns its step."""
+  folder = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(folder):
+    return None
+  with workdir_lock.WorkdirLock(workdir):
+    steps = sorted(int(name) for name in os.listdir(folder) if name.isdigit() and
+                   os.path.exists(os.path.join(folder, name, "commit_success.txt")))
+    for step in steps[:-1]:
+      shutil.rmtree(os.path.join(folder, str(step)))
+  return steps[-1] if steps else None
 
 
-def write_table(rows, results_dir: str, workroot: str | None = None) -> str:
-  """Writes results_dir/paper_tables.md from the records; returns its path."""
-  lines = [
-      "# The paper's tables, reproduced",
-      "",
-      "Written by `experiments/reproduce.py` from the records in `paper_rows/`; do not edit by "
-      "hand. Ours: the test-set NLL of the EMA parameters, evaluated at full float32.",
-  ]
-  for table in dict.fromkeys(row.table for row in rows):
-    lines += ["", f"## {table}", "",
-              "| row | model | paper | ours | steps | images seen | wall time | hardware | date "
-              "| command |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for row in (r for r in rows if r.table == table):
-      paper = f"{row.paper:.2f}" + (" (unverified)" if row.source.startswith("unverified") else "")
-      record = read_record(results_dir, row)
-      if record is None:
-        status = "not run"
-        if workroot is not None:
-          config = load_config(row)
-          step = latest_step(os.path.join(workroot, row.name), config)
-          if step:
-            status = f"in progress: step {step:,} of {config.training.num_steps:,}"
-        lines.append(f"| `{row.name}` | {row.model} | {paper} | {status} | | | | | | |")
-        continue
-      commands = "<br>".join(f"`{c}`" for c in record["commands"])
-      lines.append(
-          f"| `{row.name}` | {row.model} | {paper} | **{record['ours']:.2f}** "
-          f"| {record['steps']:,} | {record['images_seen']:,} "
-          f"| {format_duration(record['wall_time_s'])} | {'; '.join(record['hardware'])} "
-          f"| {record['date']} | {commands} |")
-  lines += ["", "Sources of the paper's numbers:", ""]
-  lines += [f"- `{row.name}` ({row.paper:.2f} {row.unit}): {row.source}." for row in rows]
-  path = os.path.join(results_dir, "paper_tables.md")
-  os.makedirs(results_dir, exist_ok=True)
-  with open(path, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return path
+def commit_instructions(row: paper_rows.Row, workdir: str, results_dir: str,
+                        step: int | None, finished: bool, pretrained_dir: str | None = None) -> str:
+  paths = [repo_relative(workdir), repo_relative(results_dir)]
+  if finished and pretrained_dir is not None:
+    paths.append(repo_relative(os.path.join(pretrained_dir, row.name)))
+  what = "finished" if finished else f"at step {step:,}" if step else "with no checkpoint"
+  return (f"{row.name}: the row's state {what}. Commit it now, from the repository root:\n"
+          f"  git add -A -- {' '.join(shlex.quote(p) for p in paths)} && "
+          f"git commit -m {shlex.quote(f'Row {row.name}: ' + (what if finished else f'step {step}'))}")
+
+
+def selected_rows(names: list[str], recipe: str, results_dir: str) -> list[paper_rows.Row]:
+  """The rows named (by their paper-recipe names), on `recipe`; 'next': the first row of
+  the continue order with no record; 'all': every row."""
+  if names == ["next"]:
+    row, skipped = paper_rows.next_row(results_dir)
+    for line in skipped:
+      print(line)
+    return [] if row is None else paper_rows.recipe_rows([row], recipe)
+  by_name = {row.name: row for row in paper_rows.ROWS if paper_rows.recipe_rows([row], recipe)}
+  if names == ["all"]:
+    names = list(by_name)
+  unknown = [n for n in names if n not in by_name]
+  if unknown:
+    raise RowError(f"Unknown rows {unknown} for --recipe={recipe}; valid: {list(by_name)}, "
+                   "'all' or 'next'.")
+  return paper_rows.recipe_rows([by_name[n] for n in names], recipe)
+
+
+def write_table(results_dir: str, workroot: str) -> str:
+  """paper_tables.md and the curves, from the records and the workdirs under workroot."""
+  rows = paper_rows.all_rows()
+  workdirs = {row.name: os.path.join(workroot, row.name) for row in rows}
+  in_progress = {}
+  for row in rows:
+    if paper_rows.read_record(results_dir, row) is None and os.path.isdir(workdirs[row.name]):
+      config = load_config(row)
+      step = latest_step(workdirs[row.name], config)
+      if step:
+        in_progress[row.name] = paper_rows.in_progress_status(
+            row, workdirs[row.name], step, config.training.num_steps, config.training.batch_size)
+  figures_written = paper_rows.write_curves(rows, results_dir, workdirs)
+  return paper_rows.write_table(rows, results_dir, in_progress, figures_written)
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("rows", [], f"Rows to run, in order, or 'all': {[r.name for r in ROWS]}.")
-flags.DEFINE_enum("recipe", "paper", RECIPES, "paper: each row's own config (the paper's "
-                  "batch 16 and schedule); large_batch: the same network on batch 128 and a "
-                  "short schedule (binarized-MNIST rows), recorded as <row>_large_batch.")
-flags.DEFINE_string("workroot", os.path.join(REPO, "workdirs", "reproduce"),
+flags.DEFINE_list("rows", [], "Rows to run, in order; 'all'; or 'next', the first unrecorded row "
+                  f"of {list(paper_rows.CONTINUE_ORDER)}. Rows: {[r.name for r in paper_rows.ROWS]}.")
+flags.DEFINE_enum("recipe", "paper", paper_rows.RECIPES, "paper: each row's own config (the "
+                  "paper's batch 16 and schedule); large_batch: the same network on batch 128 "
+                  "and a short schedule (binarized-MNIST rows), recorded as <row>_large_batch.")
+flags.DEFINE_string("workroot", os.path.join(REPO, "experiments", "rows"),
                     "Directory of the rows' workdirs.")
 flags.DEFINE_string("results_dir", os.path.join(REPO, "experiments", "results"),
                     "Where paper_rows/ and paper_tables.md are written.")
 flags.DEFINE_float("time_budget_minutes", None, "Stop at a checkpoint once this much time has "
                    "passed since the start (the running row's final evaluation and figures "
-                   "are not interrupted); rerun to continue.")
-flags.DEFINE_integer("max_steps", None, "Steps each row may take in this invocation.")
+                   f"are not interrupted); rerun to continue. --rows=next: {DEFAULT_PIECE_MINUTES} "
+                   "unless given.", lower_bound=0)
+flags.DEFINE_integer("max_steps", None, "Steps each row may take in this invocation.",
+                     lower_bound=1)
+flags.DEFINE_integer("report_every_steps", 1000, "One progress line per this many steps.",
+                     lower_bound=1)
 flags.DEFINE_string("data_dir", None, "TFDS data_dir for the CIFAR-10 rows.")
 flags.DEFINE_string("manual_dir", None, "TFDS manual_dir holding cifar-10-binary.tar.gz, to build "
                     "CIFAR-10 offline.")
-flags.DEFINE_bool("table_only", False, "Only rewrite paper_tables.md from the records.")
-flags.DEFINE_bool("progress", True, "Show a progress bar.")
-
-
-def selected_rows(names: list[str], recipe: str) -> list[Row]:
-  """The rows named (by their paper-recipe names), on `recipe`."""
-  by_name = {row.name: row for row in ROWS if recipe_rows([row], recipe)}
-  if names == ["all"]:
-    names = list(by_name)
-  unknown = [n for n in names if n not in by_name]
-  if unknown:
-    raise app.UsageError(f"Unknown rows {unknown} for --recipe={recipe}; valid: {list(by_name)} "
-                         "or 'all'.")
-  return recipe_rows([by_name[n] for n in names], recipe)
+flags.DEFINE_string("pretrained_dir", pretrained.PRETRAINED_DIR, "Where a finished row's EMA "
+                    "parameters are installed as a pretrained model (the package's own folder).")
+flags.DEFINE_bool("table_only", False, "Only rewrite paper_tables.md and the curves.")
+flags.DEFINE_bool("progress", True, "Print progress lines.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  rows = selected_rows(FLAGS.rows, FLAGS.recipe)
-  if not rows and not FLAGS.table_only:
-    raise app.UsageError("Give --rows (or --table_only).")
-  command = shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), REPO),
-                        *sys.argv[1:]])
-  deadline = (None if FLAGS.time_budget_minutes is None
-              else time.monotonic() + 60 * FLAGS.time_budget_minutes)
+  del argv
+  rows = [] if FLAGS.table_only else selected_rows(FLAGS.rows, FLAGS.recipe, FLAGS.results_dir)
+  if not FLAGS.rows and not FLAGS.table_only:
+    raise RowError("give --rows (names, 'all' or 'next') or --table_only.")
+  command = shlex.join(["python", repo_relative(sys.argv[0]), *sys.argv[1:]])
+  budget = FLAGS.time_budget_minutes
+  if budget is None and FLAGS.rows == ["next"]:
+    budget = DEFAULT_PIECE_MINUTES
+  deadline = None if budget is None else time.monotonic() + 60 * budget
   exit_status = 0
-  for row in ([] if FLAGS.table_only else rows):
-    if read_record(FLAGS.results_dir, row) is not None:
-      print(f"{row.name}: already recorded in {record_path(FLAGS.results_dir, row)}.")
+  for row in rows:
+    if paper_rows.read_record(FLAGS.results_dir, row) is not None:
+      print(f"{row.name}: already recorded in {paper_rows.record_path(FLAGS.results_dir, row)}.")
       continue
     print(f"{row.name}: {row.model}, paper {row.paper} {row.unit}.", flush=True)
+    workdir = os.path.join(FLAGS.workroot, row.name)
+    finished = False
     try:
       with stopping.StopRequests(deadline_s=deadline, max_steps=FLAGS.max_steps) as stop:
         record = run_row(row, FLAGS.workroot, FLAGS.results_dir, stop=stop, command=command,
-                         progress=FLAGS.progress, data_dir=FLAGS.data_dir,
-                         manual_dir=FLAGS.manual_dir)
+                         progress=FLAGS.progress, report_every_steps=FLAGS.report_every_steps,
+                         data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                         pretrained_dir=FLAGS.pretrained_dir)
+      finished = True
+      print(f"{row.name}: test NLL {record['ours']} {row.unit} (paper {row.paper}).", flush=True)
     except stopping.TrainingStopped as stopped:
-      print(f"{row.name}: {stopped}")
+      print(f"{row.name}: {stopped}", flush=True)
       if stopped.reason in ("SIGTERM", "SIGINT"):
         exit_status = 128 + getattr(signal, stopped.reason)
-        break
-      if deadline is not None and time.monotonic() >= deadline:
-        break
-      continue
-    print(f"{row.name}: test NLL {record['ours']} {row.unit} (paper {row.paper}).", flush=True)
-  table_rows = [r for recipe in RECIPES for r in recipe_rows(ROWS, recipe)]
-  print(f"Wrote {write_table(table_rows, FLAGS.results_dir, FLAGS.workroot)}")
+    finally:
+      step = keep_latest_checkpoint(workdir)
+    print(f"Wrote {write_table(FLAGS.results_dir, FLAGS.workroot)}")
+    print(commit_instructions(row, workdir, FLAGS.results_dir, step, finished,
+                              FLAGS.pretrained_dir), flush=True)
+    if exit_status or (deadline is not None and time.monotonic() >= deadline):
+      break
+  if not rows:
+    print(f"Wrote {write_table(FLAGS.results_dir, FLAGS.workroot)}")
   sys.exit(exit_status)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -10,14 +10,14 @@ import os
 import ml_collections
 import orbax.checkpoint as ocp
 
-from pixelrnn import defaults
+from pixelrnn import defaults, errors
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(errors.UserError, RuntimeError):
   """A checkpoint is missing or does not match the configuration, or a workdir is unusable."""
 
 
-class CheckpointSaveError(RuntimeError):
+class CheckpointSaveError(errors.UserError, RuntimeError):
   """Writing a checkpoint failed; the previous complete checkpoint is untouched."""
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from pixelrnn import datasets
+from pixelrnn import datasets, errors
 
 BINARIZED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "data_files", "binarized_mnist")
 
@@ -33,7 +33,7 @@ BINARIZED_MNIST_FILES = {
              "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
 }
 
-class DataError(ValueError):
+class DataError(errors.UserError, ValueError):
   """A data file or dataset request is not what was expected."""
 
 

@@ -12,7 +12,7 @@ import difflib
 import ml_collections
 from ml_collections import config_dict
 
-from pixelrnn import datasets, models, precision
+from pixelrnn import datasets, errors, models, precision
 
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
@@ -102,7 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.UserError, ValueError):
   """The configuration has an unknown key or an invalid value."""
 
 
@@ -121,6 +121,15 @@ def _check_keys(config, schema, prefix: str) -> None:
   for key in schema.keys():
     if key not in config:
       raise ConfigError(f"Config is missing key {prefix}{key!r}.")
+
+
+def validation_curve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The binarized-MNIST rows' evaluation: every 5k steps on the validation split, on which
+  decisions are taken (the test split is evaluated once, when a row is recorded by
+  experiments/reproduce.py). Returns `config`, modified."""
+  config.data.eval_split = "validation"
+  config.training.eval_every_steps = 5_000
+  return config
 
 
 def large_batch_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

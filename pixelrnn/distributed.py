@@ -23,8 +23,10 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from pixelrnn import errors
 
-class DistributedError(RuntimeError):
+
+class DistributedError(errors.UserError, RuntimeError):
   """The processes could not start together: no coordinator, or different configs."""
 
 

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 
 from pixelrnn import data as data_lib
-from pixelrnn import datasets, distributed, images, multiscale, sampling, train
+from pixelrnn import datasets, distributed, errors, images, multiscale, sampling, train
 
 
-class FigureRequestError(ValueError):
+class FigureRequestError(errors.UserError, ValueError):
   """A figure asked for more, or other, images than the data or the model allow."""
 
 
@@ -54,8 +54,12 @@ def sample_labels(num_classes: int, num_samples: int, label: int | None) -> np.n
 
 
 def write_samples(config, workdir: str, *, num_samples: int, temperature: float = 1.0,
-                  seed: int = 0, path: str | None = None, label: int | None = None) -> dict:
+                  seed: int = 0, path: str | None = None, label: int | None = None,
+                  source: tuple | None = None) -> dict:
   """Samples into `path` (default workdir/samples_<step>.png), 8 to a row.
+
+  The parameters are the EMA parameters of workdir's latest checkpoint, or `source`:
+  (model, params, step, image_shape, num_levels), e.g. `pretrained.load(...).source()`.
 
   A multi-scale model also writes its small-scale samples to <path>_small.png. A
   class-conditional model draws `num_samples` of class `label`, or without a label
@@ -64,7 +68,7 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
   if num_samples < 1:
     raise FigureRequestError(f"num_samples={num_samples}: expected at least 1.")
   labels = sample_labels(config.model.num_classes, num_samples, label)
-  model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
+  model, params, step, image_shape, num_levels = source or train.load_ema_params(config, workdir)
   network = model.merged(params)
   total = num_samples if labels is None else labels.shape[0]
   kwargs = dict(num_samples=total, image_shape=image_shape, temperature=temperature)
@@ -95,8 +99,9 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
 
 def write_completions(config, workdir: str, *, num_images: int, num_completions: int,
                       observed_rows: int | None = None, temperature: float = 1.0, seed: int = 0,
-                      path: str | None = None) -> dict:
-  """The paper's completion figure into `path` (default workdir/completions_<step>.png).
+                      path: str | None = None, source: tuple | None = None) -> dict:
+  """The paper's completion figure into `path` (default workdir/completions_<step>.png),
+  from the parameters `write_samples` uses.
 
   `num_images` test images spread evenly over the eval split (`spread_indices`), each
   shown occluded below its first `observed_rows` rows (default H // 2), then
@@ -109,7 +114,7 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
                              f"{config.data.name} image height.")
   if num_completions < 1:
     raise FigureRequestError(f"num_completions={num_completions}: expected at least 1.")
-  model, params, step, image_shape, num_levels = train.load_ema_params(config, workdir)
+  model, params, step, image_shape, num_levels = source or train.load_ema_params(config, workdir)
   network = model.merged(params)
   test_data = data_lib.load_dataset(config.data, config.data.eval_split)
   indices = spread_indices(test_data.images.shape[0], num_images)

@@ -19,8 +19,10 @@ from collections.abc import Callable
 
 import jax
 
+from pixelrnn import errors
 
-class NonFiniteError(RuntimeError):
+
+class NonFiniteError(errors.UserError, RuntimeError):
   """A train step produced a NaN or infinite loss or gradient."""
 
   def __init__(self, step: int, last_checkpoint: int | None, allowed_in_a_row: int):

@@ -27,7 +27,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn import data as data_lib
 from pixelrnn import (checkpoints, datasets, defaults, distributed, finite_guard, likelihood,
-                      models, multiscale, optimizers, precision, steps, stopping, workdir_lock)
+                      models, multiscale, optimizers, precision, progress as progress_lib, steps,
+                      stopping, workdir_lock)
 from pixelrnn.metric_writers import MetricWriter
 
 
@@ -186,12 +187,17 @@ def load_data(config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
-                       progress: bool = True,
-                       should_stop: Callable[[int], str | None] | None = None) -> dict:
+                       progress: bool = True, progress_lines_every: int | None = None,
+                       should_stop: Callable[[int], str | None] | None = None,
+                       on_checkpoint: Callable[[int], None] | None = None) -> dict:
   """Trains until `config.training.num_steps`, resuming from workdir's latest checkpoint.
 
   Writes checkpoints to workdir/checkpoints, metrics to workdir/metrics.jsonl and
   workdir/tensorboard. Returns the final evaluation metrics (EMA parameters).
+
+  Progress is a tqdm bar, or with `progress_lines_every` = N one plain line per N steps
+  (`progress.ProgressLines`, for log files); `progress` False shows neither.
+  `on_checkpoint(step)` is called after every checkpoint is written.
 
   `should_stop(step)` is asked after every step (see `stopping.StopRequests`); when it
   returns a reason, a checkpoint is saved at that step and `stopping.TrainingStopped`
@@ -208,10 +214,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   with contextlib.ExitStack() as stack:
     distributed.on_primary(lambda: stack.enter_context(lock), "lock the workdir")
     return _train_and_evaluate(config, workdir, devices=devices, progress=progress,
-                               should_stop=should_stop)
+                               progress_lines_every=progress_lines_every,
+                               should_stop=should_stop, on_checkpoint=on_checkpoint)
 
 
-def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> dict:
+def _progress_display(total: int, initial: int, progress: bool, lines_every: int | None):
+  shown = progress and distributed.is_primary()
+  if shown and lines_every is not None:
+    return progress_lib.ProgressLines(total, initial, lines_every)
+  return tqdm.tqdm(total=total, initial=initial, unit="step", disable=not shown,
+                   dynamic_ncols=True)
+
+
+def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_every, should_stop,
+                        on_checkpoint) -> dict:
   checkpoints.record_or_check_config(workdir, config, write=distributed.is_primary())
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
@@ -231,14 +247,14 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
   device_data = trainer.device_data(train_data.images, trainer.labels(train_data))
   test_labels = trainer.labels(test_data)  # Checked once, for every evaluation.
   per_dispatch = training.steps_per_dispatch
-  bar = tqdm.tqdm(total=training.num_steps, initial=start_step, unit="step",
-                  disable=not (progress and distributed.is_primary()), dynamic_ncols=True)
+  bar = _progress_display(training.num_steps, start_step, progress, progress_lines_every)
   say = distributed.primary_only(bar.write)
   if 0 < start_step < training.num_steps:
     say(f"Resuming from step {start_step} (checkpoint in {manager.directory}).")
   guard = finite_guard.FiniteGuard(training.skip_nonfinite_updates, manager.latest_step,
                                    warn=lambda text: say(f"Warning: {text}", file=sys.stderr))
   eval_metrics = None
+  postfix = {}  # The latest train and eval NLL, shown beside the progress.
   step = start_step
   # The newest dispatch whose `finite` flags are not checked yet, as (its first step,
   # stacked metrics, step count). Checking waits for it, so at most two dispatches are
@@ -262,6 +278,8 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
     saving = True
     checkpoints.save(manager, step, state, force=force)
     saving = False
+    if on_checkpoint is not None:
+      on_checkpoint(step)
 
   def save_unless_saved():  # When stopping between the regular checkpoints.
     if manager.latest_step() != step:
@@ -286,7 +304,6 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
       first, step = step + 1, step + count
       check_finished_steps()  # The previous dispatch.
       unchecked = (first, stacked, count)
-      bar.update(count)
       logged = [s for s in range(first, step + 1)
                 if s % training.log_every_steps == 0 or s in (1, training.num_steps)]
       evaluate = is_boundary(step, training.eval_every_steps)
@@ -305,7 +322,8 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         check_finished_steps()  # Nothing is evaluated or saved from a non-finite step.
       if logged:
         last = {k: v[logged[-1] - first] for k, v in rows.items()}
-        bar.set_postfix(loss=f"{last['loss']:.4f}", nats=f"{last['nll_nats']:.2f}")
+        postfix.update(loss=f"{last['loss']:.4f}", train_nll=f"{last['nll_nats']:.2f}")
+        bar.set_postfix(postfix)
       if evaluate:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images, test_labels)
         writer.write(step, "eval", eval_metrics)
@@ -314,6 +332,9 @@ def _train_and_evaluate(config, workdir, *, devices, progress, should_stop) -> d
         say(f"step {step}: eval {config.data.eval_split} "
                   f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
                   f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
+        postfix[f"{config.data.eval_split}_nll"] = f"{eval_metrics['nll_nats']:.3f} (step {step:,})"
+        bar.set_postfix(postfix)
+      bar.update(count)  # After the postfix, so a progress line shows this step's values.
       if save_now:
         save()
       if reason is not None:
@@ -365,10 +386,21 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         devices=None) -> dict:
   """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
   trainer, state = restore_latest(config, workdir, devices=devices)
-  test_data = data_lib.load_dataset(config.data, config.data.eval_split)
-  metrics = trainer.evaluate(state.ema_params, test_data.images, trainer.labels(test_data))
-  metrics["step"] = int(state.step)
-  return metrics
+  return {**_evaluate_on_split(trainer, state.ema_params), "step": int(state.step)}
+
+
+def evaluate_params(config: ml_collections.ConfigDict, params: nnx.State, *,
+                    devices=None) -> dict:
+  """Evaluates `params` (unplaced, e.g. a pretrained model's) on the eval split."""
+  defaults.validate(config)
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
+  trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
+  return _evaluate_on_split(trainer, trainer.replicate(params))
+
+
+def _evaluate_on_split(trainer: Trainer, params: nnx.State) -> dict:
+  data = data_lib.load_dataset(trainer.config.data, trainer.config.data.eval_split)
+  return trainer.evaluate(params, data.images, trainer.labels(data))
 
 
 def load_ema_params(config: ml_collections.ConfigDict, workdir: str):

@@ -15,10 +15,12 @@ import os
 import socket
 from collections.abc import Callable
 
+from pixelrnn import errors
+
 LOCK_FILE = "lock"
 
 
-class WorkdirLockedError(RuntimeError):
+class WorkdirLockedError(errors.UserError, RuntimeError):
   """Another live run holds the workdir."""
 
 

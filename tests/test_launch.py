@@ -323,3 +323,19 @@ def test_ctrl_c_exits_130_with_its_message_and_no_traceback(tmp_path):
   config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
   config.model.num_layers = 1
   assert saved and int(restored_state(config, tmp_path / "interrupted").step) == int(saved[1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pretrained=bmnist_nope", "--mode=sample"],
+     "Error: Unknown pretrained model 'bmnist_nope'; installed: "),
+    (["--pretrained=bmnist_nope"],
+     "Error: --pretrained=bmnist_nope with --mode=train: a pretrained model is evaluated or "
+     "sampled; expected --mode=eval, sample or inpaint."),
+    (["--config=configs/quickstart.py"],
+     "Error: --workdir not given: expected --config=<file> and --workdir=<dir>, or "
+     "--pretrained=<row> with --mode=eval, sample or inpaint."),
+])
+def test_pretrained_and_missing_sources_get_one_error_line(args, message):
+  result = launch(*args)
+  assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
