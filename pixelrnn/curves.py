@@ -17,6 +17,7 @@ from pixelrnn import metric_writers
 
 WIDTH, HEIGHT = 800, 480
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 52, 60
+MAX_DOTS = 60  # Longer series are drawn as lines only.
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 
 
@@ -40,6 +41,21 @@ def eval_curve(workdir: str, metric: str = "nll_nats") -> tuple[tuple[int, float
     return ()
   return tuple((row["step"], row[metric]) for row in metric_writers.read_metrics(workdir)
                if row["split"] == "eval" and row.get(metric) is not None)
+
+
+def binned_means(points, bins: int = 100) -> tuple[tuple[float, float], ...]:
+  """`points` (step, value) averaged over `bins` equal step ranges: a readable line for
+  per-batch training losses, which are noisy at batch 16."""
+  if len(points) <= bins:
+    return tuple(points)
+  first, last = points[0][0], points[-1][0]
+  width = max((last - first) / bins, 1e-9)
+  sums = {}
+  for step, value in points:
+    k = min(int((step - first) / width), bins - 1)
+    total, count, steps = sums.get(k, (0.0, 0, 0.0))
+    sums[k] = (total + value, count + 1, steps + step)
+  return tuple((steps / count, total / count) for _, (total, count, steps) in sorted(sums.items()))
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
@@ -96,13 +112,16 @@ def draw_chart(series: list[Series], references: list[Reference], *, title: str,
     points = [xy(s, v) for s, v in ser.points]
     if len(points) > 1:
       draw.line(points, fill=ser.color, width=2)
-    for x, y in points:
-      draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ser.color)
+    if len(points) <= MAX_DOTS:
+      for x, y in points:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ser.color)
   legend = [(s.label, s.color, False) for s in series] + [(r.label, r.color, True)
                                                            for r in references]
+  x = WIDTH - RIGHT - 330
+  draw.rectangle([x - 6, TOP + 4, WIDTH - RIGHT - 4, TOP + 14 + 16 * len(legend)], fill="white",
+                 outline="#999999")
   for k, (label, color, dashed) in enumerate(legend):
     y = TOP + 10 + 16 * k
-    x = WIDTH - RIGHT - 330
     if dashed:
       draw.line([x, y + 6, x + 8, y + 6], fill=color, width=2)
       draw.line([x + 12, y + 6, x + 20, y + 6], fill=color, width=2)

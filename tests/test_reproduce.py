@@ -258,3 +258,19 @@ def test_the_large_batch_recipe_covers_the_mnist_rows_with_their_own_names_and_c
   assert reproduce.selected_rows(["bmnist_row_lstm"], "large_batch", "unused") == [rows[1]]
   with pytest.raises(reproduce.RowError, match="cifar10_pixelcnn.*large_batch"):
     reproduce.selected_rows(["cifar10_pixelcnn"], "large_batch", "unused")
+
+
+def test_an_unreadable_checkpoint_names_the_git_history_that_holds_the_previous_one(tmp_path,
+                                                                                    tiny_row):
+  run_piece(tiny_row, tmp_path, steps=2)
+  (step_dir,) = (tmp_path / tiny_row.name / "checkpoints").iterdir()
+  for array_file in step_dir.rglob("*"):
+    if array_file.is_file() and array_file.parent.name == "d":
+      array_file.write_bytes(b"")  # Truncated, as by a full disk.
+  with pytest.raises(reproduce.RowError) as raised:
+    run_piece(tiny_row, tmp_path)
+  message = str(raised.value)
+  assert message.startswith(f"Checkpoint 2 in {step_dir.parent}")
+  workdir = tmp_path / tiny_row.name
+  assert (f"`git log --oneline -- {workdir}` lists those commits, and `git checkout <commit> -- "
+          f"{workdir}` brings back the state of the one before the last") in message

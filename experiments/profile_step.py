@@ -1,0 +1,163 @@
+"""Where a train step's time goes: the top XLA operations of one or more configs' step.
+
+  python experiments/profile_step.py --config=configs/binarized_mnist_pixelcnn.py \
+      --output=experiments/results/profile_<name>.jsonl
+
+Compiles the training loop's step (`Trainer.train_steps`, the config's steps per
+dispatch) on random images of the dataset's shape, runs it under `jax.profiler.trace`
+and sums the duration of every XLA operation (on a CPU, each thunk: a fusion, a
+convolution, a copy) over the traced steps. Prints, per config, a table of the top
+operations: milliseconds per train step, share of the step's wall time, and what the
+operation computes (the HLO instructions inside it, from the compiled module's text).
+Pause any training in the background while profiling: the durations are wall time.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import tempfile
+import time
+
+import jax
+import numpy as np
+from absl import flags
+
+from pixelrnn import cli, datasets, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("config", None, "Config file(s) to profile, in order.")
+flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
+flags.DEFINE_integer("calls", 3, "Traced calls of the step (each runs steps_per_dispatch steps).")
+flags.DEFINE_integer("top", 15, "Operations listed per config.")
+flags.DEFINE_string("output", None, "Append one JSON object per config to this file.")
+flags.mark_flag_as_required("config")
+
+# Profiler events that are not XLA operations (the runtime, Python, the profiler itself).
+_NOT_OPS = re.compile(r"^(\$|ThunkExecutor|PjitFunction|CommonPjRt|PythonRefManager|Handle "
+                      r"inputs|ParseArguments|AllocateOutputBuffers|end: |TfrtCpu|PjRt)")
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = \S+(?: \S+)*? ([a-z][\w\-]*)\(")
+
+
+def hlo_contents(hlo_text: str) -> dict[str, str]:
+  """For each instruction of a compiled module, what it computes: its opcode, or for a
+  fusion the opcodes inside its fused computation ("fusion: convolution, add")."""
+  computations: dict[str, list[str]] = {}
+  current = None
+  opcodes, calls = {}, {}
+  for line in hlo_text.splitlines():
+    header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+    if header:
+      current = header.group(1)
+      computations[current] = []
+      continue
+    match = _INSTRUCTION.match(line)
+    if match and current is not None:
+      name, opcode = match.groups()
+      opcodes[name] = opcode
+      computations[current].append(opcode)
+      called = re.search(r"calls=%?([\w.\-]+)", line)
+      if called:
+        calls[name] = called.group(1)
+  described = {}
+  boring = {"parameter", "constant", "bitcast", "broadcast", "tuple", "get-tuple-element",
+            "reshape", "convert", "copy"}
+  for name, opcode in opcodes.items():
+    inner = computations.get(calls.get(name, ""), [])
+    kinds = list(dict.fromkeys(op for op in inner if op not in boring)) or inner[:1]
+    described[name] = f"{opcode}: {', '.join(kinds[:4])}" if inner else opcode
+  return described
+
+
+def kind(computes: str) -> str:
+  """A coarse class of what an operation computes, for the per-kind totals."""
+  for name in ("convolution", "dot", "reduce", "transpose", "copy", "dynamic-slice",
+               "dynamic-update-slice", "gather", "scatter", "pad"):
+    if name in computes:
+      return name
+  return "elementwise"
+
+
+def trace_durations(trace_dir: str) -> dict[str, float]:
+  """Total microseconds per event name in the newest Perfetto trace under trace_dir."""
+  (path,) = sorted(glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"),
+                             recursive=True))[-1:]
+  with gzip.open(path) as f:
+    trace = json.load(f)
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  totals = collections.Counter()
+  for event in events:
+    if event.get("ph") == "X" and not _NOT_OPS.match(event["name"]):
+      totals[event["name"]] += event.get("dur", 0)
+  return totals
+
+
+def profile(config, calls: int) -> dict:
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
+  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
+  state = trainer.initial_state()
+  k = config.training.steps_per_dispatch
+  batch_size = config.training.batch_size
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, num_levels, (2 * k * batch_size,) + image_shape, dtype=np.uint8)
+  labels = (rng.integers(0, config.model.num_classes, images.shape[0], dtype=np.int32)
+            if config.model.num_classes else None)
+  data = trainer.device_data(images, labels)
+  indices = rng.permutation(images.shape[0])[:k * batch_size].reshape(k, batch_size).astype(np.int32)
+  compiled = trainer.train_steps.lower(trainer.model, state, data, indices, np.int32(k)).compile()
+  step = lambda state: compiled(trainer.model, state, data, indices, np.int32(k))[0]
+  state = jax.block_until_ready(step(state))  # Warm-up.
+  with tempfile.TemporaryDirectory() as trace_dir:
+    start = time.perf_counter()
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      for _ in range(calls):
+        state = step(state)
+      jax.block_until_ready(state)
+    wall_us = (time.perf_counter() - start) * 1e6
+    durations = trace_durations(trace_dir)
+  steps = calls * k
+  contents = hlo_contents(compiled.as_text())
+  step_ms = wall_us / steps / 1000
+  rows = [{"op": name, "ms_per_step": round(us / steps / 1000, 3),
+           "share": round(us / wall_us, 4), "computes": contents.get(name, "?")}
+          for name, us in durations.most_common()]
+  kinds = collections.Counter()
+  for row in rows:
+    kinds[kind(row["computes"])] += row["ms_per_step"]
+  return {"config": config.model.name, "dataset": config.data.name,
+          "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
+          "batch_size": batch_size, "steps_per_dispatch": k, "traced_steps": steps,
+          "step_ms": round(step_ms, 2),
+          "ops_share": round(sum(r["share"] for r in rows), 4),
+          "kinds": [{"kind": k, "ms_per_step": round(ms, 2), "share": round(ms / step_ms, 4)}
+                    for k, ms in kinds.most_common()], "ops": rows}
+
+
+def main(argv):
+  del argv
+  for path in FLAGS.config:
+    config = cli.load_config(path)
+    if FLAGS.batch_size is not None:
+      config.training.batch_size = FLAGS.batch_size
+    result = {"config_file": path, "device_kind": jax.devices()[0].device_kind,
+              **profile(config, FLAGS.calls)}
+    print(f"\n{path}: {result['step_ms']} ms per step (batch {result['batch_size']}), "
+          f"{100 * result['ops_share']:.1f}% of it in the operations below and the rest")
+    print("| kind | ms/step | share |\n| --- | --- | --- |")
+    for row in result["kinds"]:
+      print(f"| {row['kind']} | {row['ms_per_step']:.2f} | {100 * row['share']:.1f}% |")
+    print(f"\n| op | ms/step | share | computes |\n| --- | --- | --- | --- |")
+    for row in result["ops"][:FLAGS.top]:
+      print(f"| {row['op']} | {row['ms_per_step']:.2f} | {100 * row['share']:.1f}% "
+            f"| {row['computes']} |")
+    if FLAGS.output:
+      with open(FLAGS.output, "a") as f:
+        f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+  cli.run(main)
