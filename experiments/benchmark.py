@@ -16,6 +16,7 @@ process. Batches are random images of the dataset's shape and levels, so no data
 needed.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -27,10 +28,13 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from pixelrnn import datasets, defaults, models, multiscale, sampling, train
+from flax import nnx
+
+from pixelrnn import convolution, datasets, defaults, masks, models, multiscale, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
@@ -47,7 +51,14 @@ flags.DEFINE_bool("torch", False, "Also time experiments/torch_pixelcnn.py's PyT
                   "of each PixelCNN config (eager, torch.compile, and on a GPU torch.compile "
                   "with CUDA graphs), when torch is installed.")
 flags.DEFINE_integer("repeats", 1, "Times each config is benchmarked, interleaved with the "
-                     "others; the summary line gives median step times and ratios.")
+                     "others (and with PyTorch and the peak); the summary line gives median "
+                     "step times, ratios, GFLOP/s and fractions of the peak.")
+flags.DEFINE_list("masked_conv", None, "Forms of the masked convolutions to time side by side: "
+                  "conv (XLA's convolution of the masked kernel) and taps (one product of "
+                  "the visible taps, convolution.taps_conv); default: the backend's choice.")
+flags.DEFINE_bool("peak", True, "Measure the matrix-multiply peak (a 2048x2048 float32 "
+                  "product) in every repeat, and report each PixelCNN step's GFLOP/s, "
+                  "counting only the multiply-adds its masks let through, as a fraction of it.")
 flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
 flags.DEFINE_integer("reference_sub_pixels", 32, "Sub-pixels the reference sampler is timed on.")
 flags.mark_flag_as_required("config")
@@ -73,6 +84,66 @@ def parse_bool(value: str) -> bool:
   if value.lower() not in ("true", "false"):
     raise app.UsageError(f"--pallas_lstm takes true or false, got {value!r}.")
   return value.lower() == "true"
+
+
+MASKED_CONV_FORMS = ("conv", "taps")
+
+
+@contextlib.contextmanager
+def masked_conv_form(form: str | None):
+  """Compiles the masked convolutions in `form` inside the block (None: the backend's)."""
+  if form is None:
+    yield
+    return
+  if form not in MASKED_CONV_FORMS:
+    raise app.UsageError(f"--masked_conv takes {list(MASKED_CONV_FORMS)}, got {form!r}.")
+  chosen = convolution.taps_preferred
+  convolution.taps_preferred = lambda: form == "taps"
+  try:
+    yield
+  finally:
+    convolution.taps_preferred = chosen
+
+
+def matmul_peak_gflops(size: int = 2048, calls: int = 5) -> float:
+  """GFLOP/s of a (size, size) float32 matrix product: the best of `calls`."""
+  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+  product = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(product(a))
+  best = float("inf")
+  for _ in range(calls):
+    start = time.perf_counter()
+    jax.block_until_ready(product(a))
+    best = min(best, time.perf_counter() - start)
+  return 2 * size ** 3 / best / 1e9
+
+
+def visible_macs_per_image(config) -> int | None:
+  """Multiply-adds of one forward pass that a PixelCNN's masks let through (the kernels'
+  nonzero mask entries, at every pixel); None for other models, whose work is not only
+  masked convolutions."""
+  if config.model.name != "pixelcnn" or config.model.multiscale.factor > 1:
+    return None
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
+  network = models.create(config.model, image_shape=image_shape, num_levels=num_levels,
+                          rngs=nnx.Rngs(0))
+  pixels = image_shape[0] * image_shape[1]
+  return int(sum(np.asarray(layer.conv.mask[...]).sum() * pixels
+                 for _, layer in nnx.iter_graph(network) if isinstance(layer, masks.MaskedConv)))
+
+
+def throughput(config, step_s: float, peak: float | None) -> dict:
+  """A train step's GFLOP/s counting only visible multiply-adds (2 flops each, forward
+  and the two backward products), and its fraction of the measured peak."""
+  macs = visible_macs_per_image(config)
+  if macs is None:
+    return {}
+  gflops = 6 * macs * config.training.batch_size / step_s / 1e9
+  result = {"visible_gflop_per_step": round(6 * macs * config.training.batch_size / 1e9, 3),
+            "visible_gflops_per_s": round(gflops, 1)}
+  if peak:
+    result["fraction_of_peak"] = round(gflops / peak, 3)
+  return result
 
 
 def peak_rss_mib() -> float:
@@ -233,36 +304,66 @@ def main(argv):
     defaults.validate(config)
   dispatches = FLAGS.steps_per_dispatch
   kernels = [parse_bool(value) for value in FLAGS.pallas_lstm or []]
-  runs = [(path, int(k), pallas) for path, config in configs.items()
+  forms = FLAGS.masked_conv or [None]
+  runs = [(path, int(k), pallas, form) for path, config in configs.items()
           for k in (dispatches or [config.training.steps_per_dispatch])
           for pallas in (kernels if config.model.name in models.names_with_key("pallas_lstm") and kernels
-                         else [config.model.pallas_lstm])]
+                         else [config.model.pallas_lstm])
+          for form in forms]
   step_times = {run: [] for run in runs}
+  torch_times, peaks = {}, []
   first_run_of = {}
   for run in runs:
     first_run_of.setdefault(run[0], run)
   for repeat in range(FLAGS.repeats):
-    for path, k, pallas in runs:
+    peak = None
+    if FLAGS.peak:
+      peak = matmul_peak_gflops()
+      peaks.append(peak)
+      print(json.dumps({"repeat": repeat, "matmul_peak_gflops": round(peak, 1), **header}),
+            flush=True)
+    for path, k, pallas, form in runs:
       config = configs[path].copy_and_resolve_references()
       config.model.pallas_lstm = pallas
-      result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
-      step_times[(path, k, pallas)].append(result["train_step_s"])
+      with masked_conv_form(form):
+        result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
+      result["masked_conv"] = form or ("taps" if convolution.taps_preferred() else "conv")
+      result.update(throughput(config, result["train_step_s"], peak))
+      step_times[(path, k, pallas, form)].append(result["train_step_s"])
       result["step_time_ratio_to_first"] = round(
           result["train_step_s"] / step_times[runs[0]][-1], 3)
-      once = repeat == 0 and first_run_of[path] == (path, k, pallas)
+      once = repeat == 0 and first_run_of[path] == (path, k, pallas, form)
       if FLAGS.sample and once:
-        result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
+        with masked_conv_form(form):
+          result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
       print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
-      if FLAGS.torch and once and config.model.name == "pixelcnn":
+      if FLAGS.torch and first_run_of[path] == (path, k, pallas, form) and config.model.name == "pixelcnn":
         for line in torch_pixelcnn_rows(config, FLAGS.warmup_steps, FLAGS.timed_steps):
-          print(json.dumps({"config": path, **line, **header}), flush=True)
+          if "train_step_s" in line:
+            line.update(throughput(config, line["train_step_s"], peak))
+            torch_times.setdefault((path, line["torch_mode"]), []).append(line["train_step_s"])
+          print(json.dumps({"config": path, "repeat": repeat, **line, **header}), flush=True)
   if FLAGS.repeats > 1:
-    medians = {run: statistics.median(times) for run, times in step_times.items()}
-    first = medians[runs[0]]
-    print(json.dumps({"summary": {f"{path} k={k} pallas_lstm={pallas}": {
-                          "median_step_s": round(m, 6), "ratio_to_first": round(m / first, 3)}
-                          for (path, k, pallas), m in medians.items()},
-                      "repeats": FLAGS.repeats, **header}), flush=True)
+    print(json.dumps(summary(configs, runs, step_times, torch_times, peaks, header)), flush=True)
+
+
+def summary(configs, runs, step_times, torch_times, peaks, header) -> dict:
+  """Median step times over the repeats, with ratios and fractions of the median peak."""
+  peak = statistics.median(peaks) if peaks else None
+  medians = {run: statistics.median(times) for run, times in step_times.items()}
+  first = medians[runs[0]]
+  rows = {}
+  for (path, k, pallas, form), m in medians.items():
+    rows[f"{path} k={k} pallas_lstm={pallas} masked_conv={form or 'default'}"] = {
+        "median_step_s": round(m, 6), "ratio_to_first": round(m / first, 3),
+        **throughput(configs[path], m, peak)}
+  for (path, mode), times in torch_times.items():
+    m = statistics.median(times)
+    rows[f"{path} torch {mode}"] = {"median_step_s": round(m, 6),
+                                    "ratio_to_first": round(m / first, 3),
+                                    **throughput(configs[path], m, peak)}
+  return {"summary": rows, "repeats": len(next(iter(step_times.values()))),
+          "median_matmul_peak_gflops": None if peak is None else round(peak, 1), **header}
 
 
 def torch_pixelcnn_rows(config, warmup_steps: int, timed_steps: int) -> list[dict]:

@@ -98,6 +98,12 @@ def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
   return mask
 
 
+def visible_taps(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
+  """The positions (a, b) of a (kh, kw, in, out) mask with any visible entry, in raster
+  order: the rows above the centre, the centre row up to the centre."""
+  return tuple((int(a), int(b)) for a, b in zip(*np.nonzero(mask.any(axis=(2, 3)))))
+
+
 def apply_window(window: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   """One kernel application: window (B, kh, kw, in), kernel (kh, kw, in, out) -> (B, out)."""
   return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
@@ -130,10 +136,12 @@ class MaskedConv(nnx.Module):
                      out_groups)
     self.conv = nnx.Conv(in_features, out_features, kernel_size=kernel_size,
                          padding="SAME", mask=jnp.asarray(mask), rngs=rngs)
+    # Static: the kernel positions the mask leaves (partly) visible, in raster order.
+    self.taps = visible_taps(mask)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel, bias = self.weights()
-    return convolution.same_conv(x, kernel) + bias
+    return convolution.masked_conv(x, kernel, self.taps) + bias
 
   @property
   def dtype(self):

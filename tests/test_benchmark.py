@@ -30,3 +30,46 @@ def test_the_benchmark_times_both_loops_and_records_device_precision_and_dispatc
   torch_lines = [line for line in lines if "torch" in line or "torch_mode" in line]
   assert torch_lines and all("torch_mode" in line or line["torch"].startswith("not run")
                              for line in torch_lines)
+
+
+def load_benchmark():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("benchmark", REPO_ROOT / "experiments" / "benchmark.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_visible_multiply_adds_count_only_what_the_masks_let_through():
+  benchmark = load_benchmark()
+  config = benchmark.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
+  h, layers, out = config.model.hidden_dim, config.model.num_layers, config.model.output_dim
+  # Per pixel, one channel: the 7x7 mask-A input layer sees 24 taps, a block's 3x3 mask-B
+  # convolution 5, its two 1x1s and the head's two 1x1s every input.
+  per_pixel = (24 * 2 * h + layers * (2 * h * h + 5 * h * h + h * 2 * h)
+               + 2 * h * out + out * 2)
+  assert benchmark.visible_macs_per_image(config) == 28 * 28 * per_pixel
+  config.model.name = "row_lstm"
+  assert benchmark.visible_macs_per_image(config) is None
+
+
+def test_the_benchmark_times_both_masked_conv_forms_interleaved_against_the_peak():
+  done = subprocess.run(
+      [sys.executable, "experiments/benchmark.py", "--config=configs/quickstart.py",
+       "--batch_size=4", "--warmup_steps=1", "--timed_steps=2", "--masked_conv=conv,taps",
+       "--repeats=2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = [json.loads(line) for line in done.stdout.splitlines()]
+  peaks = [line["matmul_peak_gflops"] for line in lines if "matmul_peak_gflops" in line]
+  steps = [line for line in lines if "train_step_s" in line]
+  assert len(peaks) == 2 and all(p > 0 for p in peaks)
+  assert [(line["repeat"], line["masked_conv"]) for line in steps] == [
+      (0, "conv"), (0, "taps"), (1, "conv"), (1, "taps")]
+  for line in steps:
+    peak = peaks[line["repeat"]]
+    gflops = line["visible_gflop_per_step"] / line["train_step_s"]
+    assert abs(line["visible_gflops_per_s"] - gflops) <= 0.051 + 0.01 * gflops
+    assert abs(line["fraction_of_peak"] - gflops / peak) <= 0.002 + 0.01 * gflops / peak
+  (summary,) = [line["summary"] for line in lines if "summary" in line]
+  assert sorted(summary) == ["configs/quickstart.py k=1 pallas_lstm=False masked_conv=conv",
+                             "configs/quickstart.py k=1 pallas_lstm=False masked_conv=taps"]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pixelrnn import convolution
+from pixelrnn import convolution, defaults, masks, models
 from pixelrnn.convolution import same_conv
 
 
@@ -62,3 +62,86 @@ def test_inside_a_loop_every_convolution_of_the_gradient_is_in_the_fast_canonica
   # XLA's CPU compiler runs several times slower.
   if jax.default_backend() == "cpu":
     assert convolution_labels(reference) != {"b01f_01io->b01f"}
+
+
+TAPS_CASES = [((7, 7), "A", 1, 1, 8), ((7, 7), "A", 3, 3, 12), ((3, 3), "B", 3, 12, 12),
+              ((3, 3), "B", 1, 8, 8), ((1, 3), "B", 3, 6, 24), ((1, 1), "B", 3, 12, 6),
+              ((1, 1), "A", 1, 4, 4), ((5, 5), "A", 3, 6, 6)]
+
+
+@pytest.mark.parametrize("kernel_size, mask_type, channels, in_features, out_features", TAPS_CASES)
+def test_taps_conv_equals_the_convolution_of_the_masked_kernel_in_values_and_gradients(
+    kernel_size, mask_type, channels, in_features, out_features):
+  rng = np.random.default_rng(sum(kernel_size) + in_features)
+  mask = masks.conv_mask(kernel_size, in_features, out_features, channels, mask_type)
+  x = jnp.asarray(rng.normal(size=(3, 7, 6, in_features)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=mask.shape), jnp.float32)
+  cotangent = jnp.asarray(rng.normal(size=(3, 7, 6, out_features)), jnp.float32)
+  taps = masks.visible_taps(mask)
+
+  def loss(form):
+    return lambda x, kernel: jnp.sum(form(x, kernel * mask) * cotangent)
+
+  with jax.default_matmul_precision("highest"):
+    np.testing.assert_allclose(convolution.taps_conv(x, kernel * mask, taps),
+                               convolution.same_conv(x, kernel * mask), rtol=1e-5, atol=1e-5)
+    ours = jax.grad(loss(lambda x, k: convolution.taps_conv(x, k, taps)), argnums=(0, 1))(x, kernel)
+    theirs = jax.grad(loss(convolution.same_conv), argnums=(0, 1))(x, kernel)
+  for a, b in zip(ours, theirs):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  # The masked positions get exactly no gradient, in both forms.
+  assert not np.any(np.asarray(ours[1])[mask == 0])
+
+
+def test_taps_conv_refuses_taps_below_the_centre_row():
+  with pytest.raises(ValueError, match=r"taps \(\(2, 0\),\) reach below the centre row"):
+    convolution.taps_conv(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), ((2, 0),))
+
+
+def test_the_cpu_multiplies_visible_taps_and_keeps_the_convolution_elsewhere(monkeypatch):
+  x, kernel = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 2))
+  taps = masks.visible_taps(masks.conv_mask((3, 3), 2, 2, 1, "B"))
+  lowered = lambda: jax.jit(lambda x, k: convolution.masked_conv(x, k, taps)).lower(x, kernel).as_text()
+  assert jax.default_backend() == "cpu" and convolution.taps_preferred()
+  assert "convolution" not in lowered() and "dot_general" in lowered()
+  monkeypatch.setattr(convolution, "taps_preferred", lambda: False)
+  assert "convolution" in lowered()
+
+
+FAMILIES = [("pixelcnn", 0), ("pixelcnn", 3), ("row_lstm", 0), ("row_lstm", 3),
+            ("diagonal_bilstm", 0), ("diagonal_bilstm", 3), ("gated_pixelcnn", 0),
+            ("gated_pixelcnn", 3), ("multiscale_pixelcnn", 0)]
+
+
+@pytest.mark.parametrize("name, num_classes", FAMILIES)
+def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, num_classes,
+                                                                          monkeypatch):
+  config = defaults.base_config()
+  config.model.name = name.removeprefix("multiscale_")
+  config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 6, 2, 12
+  config.model.num_classes = num_classes
+  image_shape = (8, 8, 3)
+  if name.startswith("multiscale"):
+    config.model.multiscale.factor = 2
+    config.model.multiscale.small.num_layers = 1
+  model, params = models.build(config.model, image_shape=image_shape, num_levels=4, seed=1)
+  rng = np.random.default_rng(2)
+  images = jnp.asarray(rng.integers(0, 4, (3,) + image_shape), jnp.int32)
+  labels = jnp.asarray(rng.integers(0, 3, 3), jnp.int32) if num_classes else None
+
+  def outputs():
+    with jax.default_matmul_precision("highest"):
+      nll = lambda p: jnp.sum(model.nll_terms(p, images, labels)["nll"])
+      value, grads = jax.jit(jax.value_and_grad(nll))(params)
+      network = model.merged(params)
+      logits = (None if name.startswith("multiscale") else
+                jax.jit(lambda x: network(x, model.class_conditioning(labels, image_shape)))(images))
+    return value, grads, logits
+
+  taps = outputs()
+  monkeypatch.setattr(convolution, "taps_preferred", lambda: False)
+  conv = outputs()
+  np.testing.assert_allclose(taps[0], conv[0], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1])
+  if taps[2] is not None:
+    np.testing.assert_allclose(taps[2], conv[2], rtol=1e-5, atol=1e-5)
