@@ -23,9 +23,14 @@ from flax import nnx
 from pixelrnn import datasets, models
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("config", None, "Config file(s), in order.")
-flags.DEFINE_integer("batch_size", 4, "Images traced; the counts are divided by it.")
-flags.mark_flag_as_required("config")
+
+
+def define_flags() -> None:
+  """The command line's flags, defined only when run as a script: benchmark.py imports
+  this module for its counts and has flags of the same names."""
+  flags.DEFINE_multi_string("config", None, "Config file(s), in order.")
+  flags.DEFINE_integer("batch_size", 4, "Images traced; the counts are divided by it.")
+  flags.mark_flag_as_required("config")
 
 TRANSCENDENTAL = frozenset({"tanh", "logistic", "exp", "exp2", "log", "log1p", "expm1"})
 
@@ -96,4 +101,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

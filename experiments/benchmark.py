@@ -57,8 +57,8 @@ flags.DEFINE_list("masked_conv", None, "Forms of the masked convolutions to time
                   "conv (XLA's convolution of the masked kernel) and taps (one product of "
                   "the visible taps, convolution.taps_conv); default: the backend's choice.")
 flags.DEFINE_bool("peak", True, "Measure the matrix-multiply peak (a 2048x2048 float32 "
-                  "product) in every repeat, and report each PixelCNN step's GFLOP/s, "
-                  "counting only the multiply-adds its masks let through, as a fraction of it.")
+                  "product) in every repeat, and report each step's GFLOP/s, counting only "
+                  "the multiply-adds its masks let through, as a fraction of it.")
 flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
 flags.DEFINE_integer("reference_sub_pixels", 32, "Sub-pixels the reference sampler is timed on.")
 flags.mark_flag_as_required("config")
@@ -119,11 +119,17 @@ def matmul_peak_gflops(size: int = 2048, calls: int = 5) -> float:
 
 
 def visible_macs_per_image(config) -> int | None:
-  """Multiply-adds of one forward pass that a PixelCNN's masks let through (the kernels'
-  nonzero mask entries, at every pixel); None for other models, whose work is not only
-  masked convolutions."""
-  if config.model.name != "pixelcnn" or config.model.multiscale.factor > 1:
+  """Multiply-adds of one forward pass that the masks let through. A PixelCNN: its
+  kernels' nonzero mask entries, at every pixel. Another single-scale model: what its
+  forward pass computes with the masked convolutions in the visible-taps form
+  (experiments/arithmetic.py's count: the visible taps, every LSTM product); None for a
+  multi-scale model."""
+  if config.model.multiscale.factor > 1:
     return None
+  if config.model.name != "pixelcnn":
+    import arithmetic  # experiments/arithmetic.py, beside this script.
+    with masked_conv_form("taps"):
+      return arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"]
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   network = models.create(config.model, image_shape=image_shape, num_levels=num_levels,
                           rngs=nnx.Rngs(0))

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 from conftest import REPO_ROOT
+from pixelrnn import convolution
 
 _spec = importlib.util.spec_from_file_location("arithmetic", REPO_ROOT / "experiments" / "arithmetic.py")
 arithmetic = importlib.util.module_from_spec(_spec)
@@ -41,18 +42,26 @@ def test_custom_vjp_functions_are_counted_through():
   assert counts(f, jnp.ones((4, 3)), jnp.ones((3, 5)))[0] == 60
 
 
-def _per_pixel_shared(h, output_dim, levels):
-  """The 7x7 mask-A input layer (1 channel -> 2h) and the output head, per pixel."""
-  return 49 * 2 * h + 2 * h * output_dim + output_dim * levels
+def _per_pixel_shared(h, output_dim, levels, input_taps):
+  """The 7x7 mask-A input layer (1 channel -> 2h, `input_taps` of its 49 computed) and the
+  output head, per pixel."""
+  return input_taps * 2 * h + 2 * h * output_dim + output_dim * levels
 
 
+# The masked convolutions computed densely (XLA's convolution of the masked kernel), or
+# only at their visible taps (a CPU's form): 24 of the 7x7 mask-A input layer's 49 taps,
+# 5 of a 3x3 mask-B kernel's 9.
+@pytest.mark.parametrize("form, input_taps, block_taps", [("conv", 49, 9), ("taps", 24, 5)])
 @pytest.mark.parametrize("name, per_layer", [
-    ("pixelcnn", lambda h: 2 * h * h + 9 * h * h + h * 2 * h),  # 1x1, dense 3x3, 1x1.
+    ("pixelcnn", lambda h, taps: 2 * h * h + taps * h * h + h * 2 * h),  # 1x1, 3x3, 1x1.
     # 1x2 input-to-state over 2h features, 1x3 state-to-state, 1x1 projection.
-    ("row_lstm", lambda h: 2 * 2 * h * 4 * h + 3 * h * 4 * h + h * 2 * h),
+    ("row_lstm", lambda h, taps: 2 * 2 * h * 4 * h + 3 * h * 4 * h + h * 2 * h),
 ])
-def test_the_mnist_models_count_as_their_layers_add_up(name, per_layer):
+def test_the_mnist_models_count_as_their_layers_add_up(name, per_layer, form, input_taps,
+                                                       block_taps, monkeypatch):
+  monkeypatch.setattr(convolution, "taps_preferred", lambda: form == "taps")
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"binarized_mnist_{name}.py"))["get_config"]()
   h, layers = config.model.hidden_dim, config.model.num_layers
-  expected = 28 * 28 * (layers * per_layer(h) + _per_pixel_shared(h, config.model.output_dim, 2))
+  expected = 28 * 28 * (layers * per_layer(h, block_taps)
+                        + _per_pixel_shared(h, config.model.output_dim, 2, input_taps))
   assert arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"] == expected

@@ -1,5 +1,7 @@
 """experiments/benchmark.py: the loops side by side, with what a reader needs to compare them."""
 
+import functools
+import importlib.util
 import json
 import subprocess
 import sys
@@ -32,8 +34,11 @@ def test_the_benchmark_times_both_loops_and_records_device_precision_and_dispatc
                              for line in torch_lines)
 
 
+@functools.cache
 def load_benchmark():
-  import importlib.util
+  """experiments/benchmark.py as a module (once: it defines flags), with its directory on
+  the path for the sibling modules it imports."""
+  sys.path.insert(0, str(REPO_ROOT / "experiments"))
   spec = importlib.util.spec_from_file_location("benchmark", REPO_ROOT / "experiments" / "benchmark.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -49,8 +54,20 @@ def test_visible_multiply_adds_count_only_what_the_masks_let_through():
   per_pixel = (24 * 2 * h + layers * (2 * h * h + 5 * h * h + h * 2 * h)
                + 2 * h * out + out * 2)
   assert benchmark.visible_macs_per_image(config) == 28 * 28 * per_pixel
-  config.model.name = "row_lstm"
+  config.model.multiscale.factor = 2
   assert benchmark.visible_macs_per_image(config) is None
+
+
+def test_a_recurrent_model_counts_its_visible_taps_and_every_lstm_product():
+  benchmark = load_benchmark()
+  config = benchmark.load_config(str(REPO_ROOT / "configs" / "binarized_mnist_row_lstm.py"))
+  h, layers, out = config.model.hidden_dim, config.model.num_layers, config.model.output_dim
+  # Per pixel: the 7x7 mask-A input layer (24 taps); per layer the 1x3 input-to-state
+  # (mask B: the left tap and the centre) and the 1x3 state-to-state over the row above
+  # into the four gates, and the 1x1 output; the head's two 1x1s.
+  per_layer = 2 * (2 * h) * 4 * h + 3 * h * 4 * h + h * 2 * h
+  per_pixel = 24 * 2 * h + layers * per_layer + 2 * h * out + out * 2
+  assert benchmark.visible_macs_per_image(config) == 28 * 28 * per_pixel
 
 
 def test_the_benchmark_times_both_masked_conv_forms_interleaved_against_the_peak():
