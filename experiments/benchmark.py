@@ -16,7 +16,6 @@ process. Batches are random images of the dataset's shape and levels, so no data
 needed.
 """
 
-import contextlib
 import datetime
 import json
 import os
@@ -86,25 +85,6 @@ def parse_bool(value: str) -> bool:
   return value.lower() == "true"
 
 
-MASKED_CONV_FORMS = ("conv", "taps")
-
-
-@contextlib.contextmanager
-def masked_conv_form(form: str | None):
-  """Compiles the masked convolutions in `form` inside the block (None: the backend's)."""
-  if form is None:
-    yield
-    return
-  if form not in MASKED_CONV_FORMS:
-    raise app.UsageError(f"--masked_conv takes {list(MASKED_CONV_FORMS)}, got {form!r}.")
-  chosen = convolution.taps_preferred
-  convolution.taps_preferred = lambda: form == "taps"
-  try:
-    yield
-  finally:
-    convolution.taps_preferred = chosen
-
-
 def matmul_peak_gflops(size: int = 2048, calls: int = 5) -> float:
   """GFLOP/s of a (size, size) float32 matrix product: the best of `calls`."""
   a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
@@ -128,7 +108,7 @@ def visible_macs_per_image(config) -> int | None:
     return None
   if config.model.name != "pixelcnn":
     import arithmetic  # experiments/arithmetic.py, beside this script.
-    with masked_conv_form("taps"):
+    with convolution.masked_conv_form("taps"):
       return arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"]
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   network = models.create(config.model, image_shape=image_shape, num_levels=num_levels,
@@ -331,7 +311,7 @@ def main(argv):
     for path, k, pallas, form in runs:
       config = configs[path].copy_and_resolve_references()
       config.model.pallas_lstm = pallas
-      with masked_conv_form(form):
+      with convolution.masked_conv_form(form):
         result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
       result["masked_conv"] = form or ("taps" if convolution.taps_preferred() else "conv")
       result.update(throughput(config, result["train_step_s"], peak))
@@ -340,7 +320,7 @@ def main(argv):
           result["train_step_s"] / step_times[runs[0]][-1], 3)
       once = repeat == 0 and first_run_of[path] == (path, k, pallas, form)
       if FLAGS.sample and once:
-        with masked_conv_form(form):
+        with convolution.masked_conv_form(form):
           result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
       print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
       if FLAGS.torch and first_run_of[path] == (path, k, pallas, form) and config.model.name == "pixelcnn":

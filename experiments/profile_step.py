@@ -27,13 +27,15 @@ import jax
 import numpy as np
 from absl import flags
 
-from pixelrnn import cli, datasets, train
+from pixelrnn import cli, convolution, datasets, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to profile, in order.")
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("calls", 3, "Traced calls of the step (each runs steps_per_dispatch steps).")
 flags.DEFINE_integer("top", 15, "Operations listed per config.")
+flags.DEFINE_list("masked_conv", None, "Forms of the masked convolutions to profile, in turn "
+                  "(conv, taps; see benchmark.py); default: the backend's choice.")
 flags.DEFINE_string("output", None, "Append one JSON object per config to this file.")
 flags.mark_flag_as_required("config")
 
@@ -139,13 +141,15 @@ def profile(config, calls: int) -> dict:
 
 def main(argv):
   del argv
-  for path in FLAGS.config:
+  for path, form in [(p, f) for p in FLAGS.config for f in FLAGS.masked_conv or [None]]:
     config = cli.load_config(path)
     if FLAGS.batch_size is not None:
       config.training.batch_size = FLAGS.batch_size
-    result = {"config_file": path, "device_kind": jax.devices()[0].device_kind,
-              **profile(config, FLAGS.calls)}
-    print(f"\n{path}: {result['step_ms']} ms per step (batch {result['batch_size']}), "
+    with convolution.masked_conv_form(form):
+      result = {"config_file": path, "masked_conv": form or "default",
+                "device_kind": jax.devices()[0].device_kind, **profile(config, FLAGS.calls)}
+    print(f"\n{path}, masked_conv={result['masked_conv']}: {result['step_ms']} ms per step "
+          f"(batch {result['batch_size']}), "
           f"{100 * result['ops_share']:.1f}% of it in the operations below and the rest")
     print("| kind | ms/step | share |\n| --- | --- | --- |")
     for row in result["kinds"]:

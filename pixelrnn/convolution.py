@@ -18,6 +18,8 @@ multiplies only the kernel taps a mask leaves visible, stacked as one matrix pro
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import jax
@@ -79,12 +81,31 @@ conv.defvjp(_conv_fwd, _conv_bwd)
 Taps = tuple[tuple[int, int], ...]
 
 
+MASKED_CONV_FORMS = ("conv", "taps")
+_FORM = contextvars.ContextVar("masked_conv_form", default=None)
+
+
 def taps_preferred() -> bool:
   """Whether masked convolutions compute as `taps_conv`: on a CPU, where one matrix
   product of the visible taps runs 1.2-2.5x faster than XLA's convolution of the masked
   kernel, forward and backward (experiments/results/README.md, "CPU speed"). Other
-  backends keep the convolution until one is measured both ways."""
-  return jax.default_backend() == "cpu"
+  backends keep the convolution until one is measured both ways. Inside
+  `masked_conv_form`, the form it names."""
+  form = _FORM.get()
+  return jax.default_backend() == "cpu" if form is None else form == "taps"
+
+
+@contextlib.contextmanager
+def masked_conv_form(form: str | None):
+  """Functions traced inside the block compute masked convolutions in `form` ("conv" or
+  "taps"; None: the backend's choice), to measure or test one form against the other."""
+  if form is not None and form not in MASKED_CONV_FORMS:
+    raise ValueError(f"Unknown masked convolution form {form!r}; valid: {list(MASKED_CONV_FORMS)}.")
+  token = _FORM.set(form)
+  try:
+    yield
+  finally:
+    _FORM.reset(token)
 
 
 def taps_conv(x: jax.Array, kernel: jax.Array, taps: Taps) -> jax.Array:

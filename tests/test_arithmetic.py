@@ -58,10 +58,10 @@ def _per_pixel_shared(h, output_dim, levels, input_taps):
     ("row_lstm", lambda h, taps: 2 * 2 * h * 4 * h + 3 * h * 4 * h + h * 2 * h),
 ])
 def test_the_mnist_models_count_as_their_layers_add_up(name, per_layer, form, input_taps,
-                                                       block_taps, monkeypatch):
-  monkeypatch.setattr(convolution, "taps_preferred", lambda: form == "taps")
+                                                       block_taps):
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"binarized_mnist_{name}.py"))["get_config"]()
   h, layers = config.model.hidden_dim, config.model.num_layers
   expected = 28 * 28 * (layers * per_layer(h, block_taps)
                         + _per_pixel_shared(h, config.model.output_dim, 2, input_taps))
-  assert arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"] == expected
+  with convolution.masked_conv_form(form):
+    assert arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"] == expected

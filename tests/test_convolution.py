@@ -98,14 +98,19 @@ def test_taps_conv_refuses_taps_below_the_centre_row():
     convolution.taps_conv(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), ((2, 0),))
 
 
-def test_the_cpu_multiplies_visible_taps_and_keeps_the_convolution_elsewhere(monkeypatch):
+def test_the_cpu_multiplies_visible_taps_and_keeps_the_convolution_elsewhere():
   x, kernel = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 2))
   taps = masks.visible_taps(masks.conv_mask((3, 3), 2, 2, 1, "B"))
   lowered = lambda: jax.jit(lambda x, k: convolution.masked_conv(x, k, taps)).lower(x, kernel).as_text()
   assert jax.default_backend() == "cpu" and convolution.taps_preferred()
   assert "convolution" not in lowered() and "dot_general" in lowered()
-  monkeypatch.setattr(convolution, "taps_preferred", lambda: False)
-  assert "convolution" in lowered()
+  with convolution.masked_conv_form("conv"):
+    assert not convolution.taps_preferred() and "convolution" in lowered()
+  assert convolution.taps_preferred()  # The backend's choice again after the block.
+  with pytest.raises(ValueError, match=r"Unknown masked convolution form 'dense'; valid: "
+                                       r"\['conv', 'taps'\]"):
+    with convolution.masked_conv_form("dense"):
+      pass
 
 
 FAMILIES = [("pixelcnn", 0), ("pixelcnn", 3), ("row_lstm", 0), ("row_lstm", 3),
@@ -114,8 +119,7 @@ FAMILIES = [("pixelcnn", 0), ("pixelcnn", 3), ("row_lstm", 0), ("row_lstm", 3),
 
 
 @pytest.mark.parametrize("name, num_classes", FAMILIES)
-def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, num_classes,
-                                                                          monkeypatch):
+def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, num_classes):
   config = defaults.base_config()
   config.model.name = name.removeprefix("multiscale_")
   config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 6, 2, 12
@@ -138,9 +142,10 @@ def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, 
                 jax.jit(lambda x: network(x, model.class_conditioning(labels, image_shape)))(images))
     return value, grads, logits
 
-  taps = outputs()
-  monkeypatch.setattr(convolution, "taps_preferred", lambda: False)
-  conv = outputs()
+  with convolution.masked_conv_form("taps"):
+    taps = outputs()
+  with convolution.masked_conv_form("conv"):
+    conv = outputs()
   np.testing.assert_allclose(taps[0], conv[0], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1])
   if taps[2] is not None:
