@@ -37,8 +37,8 @@ import time
 import jax
 from absl import flags
 
-from pixelrnn import (checkpoints, cli, errors, figures, paper_rows, pretrained, stopping, train,
-                      workdir_lock)
+from pixelrnn import (checkpoints, cli, curves, errors, figures, paper_rows, pretrained, stopping,
+                      train, workdir_lock)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PIECE_MINUTES = 55  # --rows=next: one piece, committed as soon as it stops.
@@ -288,6 +288,11 @@ def main(argv):
     finally:
       step = keep_latest_checkpoint(workdir)
     print(f"Wrote {write_table(FLAGS.results_dir, FLAGS.workroot)}")
+    flat = paper_rows.plateau(curves.eval_curve(workdir))
+    if flat is not None and not finished:
+      print(f"Warning: {row.name} gained {flat:.2f} nats over its last "
+            f"{paper_rows.PLATEAU_WINDOW_STEPS:,} steps: argue it from its curve and change its "
+            "config rather than train it on.", flush=True)
     print(commit_instructions(row, workdir, FLAGS.results_dir, step, finished,
                               FLAGS.pretrained_dir), flush=True)
     if exit_status or (deadline is not None and time.monotonic() >= deadline):

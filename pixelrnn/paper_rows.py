@@ -200,6 +200,24 @@ def totals(pieces: list[dict]) -> dict:
 
 # --- The table and the curves --------------------------------------------------------
 
+PLATEAU_WINDOW_STEPS = 30_000
+PLATEAU_MIN_GAIN = 0.1  # Nats over the window: less, and the row has stopped improving.
+
+
+def plateau(curve, window: int = PLATEAU_WINDOW_STEPS, min_gain: float = PLATEAU_MIN_GAIN
+            ) -> float | None:
+  """The NLL gained over the last `window` steps of an evaluation curve ((step, NLL),
+  in step order) when it is under `min_gain`: the row has stopped improving and should
+  be argued from its curve, not trained on. None while it improves, or while the curve
+  is shorter than the window."""
+  if not curve or curve[-1][0] - curve[0][0] < window:
+    return None
+  last_step, last = curve[-1]
+  before = [nll for step, nll in curve if step <= last_step - window][-1]
+  gain = before - min(nll for step, nll in curve if step > last_step - window)
+  return gain if gain < min_gain else None
+
+
 
 def _hours(seconds: float | None) -> str:
   return "" if seconds is None else f"{seconds / 3600:.2f}"
@@ -213,6 +231,10 @@ def in_progress_status(row: Row, workdir: str, step: int, num_steps: int,
   split = next((p["eval_split"] for p in reversed(pieces) if "eval_split" in p), "eval")
   latest = (f"{split} {curve[-1][1]:.2f} at step {curve[-1][0]:,}" if curve
             else "no evaluation yet")
+  flat = plateau(curve)
+  if flat is not None:
+    latest += (f"; **stopped improving**: {flat:.2f} nats gained over the last "
+               f"{PLATEAU_WINDOW_STEPS:,} steps")
   spent = totals(pieces)
   return [f"in progress: {latest}", f"{step:,} of {num_steps:,}", f"{step * batch_size:,}",
           progress.format_duration(spent["wall_s"]), _hours(spent["cpu_s"]),

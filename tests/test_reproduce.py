@@ -274,3 +274,13 @@ def test_an_unreadable_checkpoint_names_the_git_history_that_holds_the_previous_
   workdir = tmp_path / tiny_row.name
   assert (f"`git log --oneline -- {workdir}` lists those commits, and `git checkout <commit> -- "
           f"{workdir}` brings back the state of the one before the last") in message
+
+
+def test_a_curve_that_gained_under_a_tenth_of_a_nat_over_30k_steps_has_stopped_improving():
+  improving = [(5000 * k, 90.0 - 0.5 * k) for k in range(1, 9)]
+  assert paper_rows.plateau(improving) is None
+  flat = [(5000 * k, 85.0 - 0.01 * k) for k in range(1, 10)]
+  assert paper_rows.plateau(flat) == pytest.approx(0.06)  # 84.97 at 15k, at best 84.91 since.
+  assert paper_rows.plateau(flat[:6]) is None  # 25k steps: shorter than the window.
+  # A noisy curve counts its best evaluation inside the window.
+  assert paper_rows.plateau([(0, 86.0), (30000, 85.95), (35000, 85.2), (60000, 85.5)]) is None
