@@ -40,6 +40,28 @@ def mnist_tfds_dir(tmp_path_factory) -> pathlib.Path:
   return data_dir
 
 
+def tiny_config_file(path: pathlib.Path, *, num_steps: int, checkpoint_every: int,
+                     eval_every: int, eval_split: str = "test") -> str:
+  """Writes a config file of a tiny PixelCNN (1 block, h=4) trained with Adam on batch 8
+  to `path`, for tests of whole runs; returns its path."""
+  path.write_text(f"""
+from pixelrnn import defaults
+
+
+def get_config():
+  config = defaults.base_config()
+  config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 4, 1, 8
+  training = config.training
+  training.batch_size, training.num_steps, training.log_every_steps = 8, {num_steps}, 1
+  training.checkpoint_every_steps, training.eval_every_steps = {checkpoint_every}, {eval_every}
+  training.eval_batch_size = 1000
+  config.data.eval_split = {eval_split!r}
+  config.optimizer.name = "adam"
+  return config
+""")
+  return str(path)
+
+
 def short_adam_run(config, num_steps: int):
   """Sets `config` to a short Adam run of batch 32 that evaluates (and checkpoints)
   once, at the end: the real-learning tests' schedule. Returns `config`."""

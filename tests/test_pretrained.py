@@ -14,23 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_config_file
 from pixelrnn import cli, figures, pretrained, train
 
-TINY_CONFIG = """
-from pixelrnn import defaults
-
-
-def get_config():
-  config = defaults.base_config()
-  config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 4, 1, 8
-  training = config.training
-  training.batch_size, training.num_steps, training.log_every_steps = 8, 3, 1
-  training.checkpoint_every_steps = training.eval_every_steps = 3
-  training.eval_batch_size = 1000
-  config.optimizer.name = "adam"
-  return config
-"""
 RECORD = {"row": "tiny_row", "steps": 3, "ours": 500.0}
 
 
@@ -38,8 +24,8 @@ RECORD = {"row": "tiny_row", "steps": 3, "ours": 500.0}
 def trained(tmp_path_factory):
   """A tiny model trained 3 steps: (config, workdir)."""
   root = tmp_path_factory.mktemp("trained")
-  (root / "tiny.py").write_text(TINY_CONFIG)
-  config = cli.load_config(str(root / "tiny.py"))
+  config = cli.load_config(tiny_config_file(root / "tiny.py", num_steps=3, checkpoint_every=3,
+                                            eval_every=3))
   train.train_and_evaluate(config, str(root / "workdir"), progress=False)
   return config, str(root / "workdir")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_config_file
 from pixelrnn import checkpoints, metric_writers, paper_rows, stopping, train
 
 spec = importlib.util.spec_from_file_location("reproduce", REPO_ROOT / "experiments" / "reproduce.py")
@@ -21,28 +21,13 @@ reproduce = importlib.util.module_from_spec(spec)
 sys.modules["reproduce"] = reproduce  # Its dataclasses look their module up there.
 spec.loader.exec_module(reproduce)
 
-TINY_CONFIG = """
-from pixelrnn import defaults
-
-
-def get_config():
-  config = defaults.base_config()
-  config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 4, 1, 8
-  training = config.training
-  training.batch_size, training.num_steps, training.log_every_steps = 8, 4, 1
-  training.checkpoint_every_steps, training.eval_every_steps = 1, 2
-  training.eval_batch_size = 1000
-  config.data.eval_split = "validation"
-  config.optimizer.name = "adam"
-  return config
-"""
 
 
 @pytest.fixture
 def tiny_row(tmp_path):
-  path = tmp_path / "tiny_config.py"
-  path.write_text(TINY_CONFIG)
-  return paper_rows.Row("tiny_pixelcnn", "Table T: tiny rows", "tiny PixelCNN", str(path), 100.0,
+  path = tiny_config_file(tmp_path / "tiny_config.py", num_steps=4, checkpoint_every=1,
+                          eval_every=2, eval_split="validation")
+  return paper_rows.Row("tiny_pixelcnn", "Table T: tiny rows", "tiny PixelCNN", path, 100.0,
                        "nats", "a test")
 
 
