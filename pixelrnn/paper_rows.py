@@ -188,6 +188,11 @@ class PieceLog:
     _write_pieces(self.workdir, self._earlier + [self.piece])
 
 
+def eval_split(pieces: list[dict]) -> str:
+  """The split the latest piece that names one evaluated on ("eval" if none does)."""
+  return next((p["eval_split"] for p in reversed(pieces) if "eval_split" in p), "eval")
+
+
 def totals(pieces: list[dict]) -> dict:
   """Wall and CPU seconds over `pieces` (CPU time None if a piece did not record it)."""
   cpu = [p.get("cpu_s") for p in pieces]
@@ -209,7 +214,7 @@ def plateau(curve, window: int = PLATEAU_WINDOW_STEPS, min_gain: float = PLATEAU
   is shorter than the window."""
   if not curve or curve[-1][0] - curve[0][0] < window:
     return None
-  last_step, last = curve[-1]
+  last_step = curve[-1][0]
   before = [nll for step, nll in curve if step <= last_step - window][-1]
   gain = before - min(nll for step, nll in curve if step > last_step - window)
   return gain if gain < min_gain else None
@@ -225,7 +230,7 @@ def in_progress_status(row: Row, workdir: str, step: int, num_steps: int,
   """The table cells (ours .. command) of a row in progress at checkpoint `step`."""
   pieces = read_pieces(workdir)
   curve = curves.eval_curve(workdir)
-  split = next((p["eval_split"] for p in reversed(pieces) if "eval_split" in p), "eval")
+  split = eval_split(pieces)
   latest = (f"{split} {curve[-1][1]:.2f} at step {curve[-1][0]:,}" if curve
             else "no evaluation yet")
   flat = plateau(curve)
@@ -261,8 +266,7 @@ def write_curves(rows: list[Row], results_dir: str, workdirs: dict[str, str]) ->
     if not points:
       continue
     color = curves.COLORS[k % len(curves.COLORS)]
-    split = next((p["eval_split"] for p in reversed(read_pieces(workdirs[row.name]))
-                  if "eval_split" in p), "eval")
+    split = eval_split(read_pieces(workdirs[row.name]))
     series = curves.Series(f"{row.name} ({split})", points, color)
     reference = curves.Reference(f"paper: {row.paper:.2f} ({row.name})", row.paper, color)
     drawn.append((series, reference))
