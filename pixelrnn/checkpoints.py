@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 import ml_collections
 import orbax.checkpoint as ocp
@@ -112,10 +113,71 @@ def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = N
   if step is None:
     raise CheckpointError(f"No checkpoint found in {manager.directory}.")
   try:
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-  except (ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"Checkpoint {step} in {manager.directory} does not match the "
-                          f"config: {e}") from e
+    return _restore(manager, abstract_state, step)
+  except Exception as e:  # Orbax and tensorstore raise many types for one unreadable file.
+    raise CheckpointError(f"Checkpoint {step} in {manager.directory} cannot be restored for "
+                          f"this config: {_cause(e)}") from e
+
+
+def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state, *,
+                          warn: Callable[[str], None], set_aside: bool = False):
+  """The newest checkpoint of `manager` that restores into `abstract_state`.
+
+  A newer checkpoint that cannot be read (a truncated or missing file) is named to
+  `warn` with its cause and never deleted: with `set_aside` (a run that will write
+  checkpoints again) it is moved to workdir/corrupt_checkpoints/<step>, so that the
+  run can write that step anew; otherwise it stays where it is. Raises CheckpointError,
+  naming each checkpoint's cause, when none restores.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  if not steps:
+    raise CheckpointError(f"No checkpoint found in {manager.directory}.")
+  failures = []
+  for step in steps:
+    try:
+      state = _restore(manager, abstract_state, step)
+    except Exception as e:  # As in `restore`.
+      failures.append((step, _cause(e)))
+      continue
+    for bad_step, cause in failures:
+      where = (f"moved to {_set_aside(manager, bad_step)}" if set_aside
+               else "left where it is")
+      warn(f"checkpoint {bad_step} in {manager.directory} cannot be read ({cause}); it is "
+           f"{where}. Using checkpoint {step}, the newest intact one.")
+    if failures:
+      manager.reload()
+    return state
+  if len(failures) == 1:
+    (step, cause), = failures
+    raise CheckpointError(f"Checkpoint {step} in {manager.directory} cannot be restored for "
+                          f"this config: {cause}")
+  causes = "; ".join(f"checkpoint {step}: {cause}" for step, cause in failures)
+  raise CheckpointError(f"No checkpoint in {manager.directory} can be restored for this "
+                        f"config: {causes}")
+
+
+def _restore(manager, abstract_state, step):
+  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+
+def _cause(error: Exception, limit: int = 300) -> str:
+  """An exception as one short line (tensorstore appends kilobytes of its spec)."""
+  text = " ".join(str(error).split()).split(" [tensorstore_spec")[0]
+  text = f"{type(error).__name__}: {text}"
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Moves checkpoint `step` to <workdir>/corrupt_checkpoints/<step>[.n]; its new path."""
+  source = os.path.join(str(manager.directory), str(step))
+  folder = os.path.join(os.path.dirname(str(manager.directory).rstrip("/")),
+                        "corrupt_checkpoints")
+  os.makedirs(folder, exist_ok=True)
+  target, n = os.path.join(folder, str(step)), 1
+  while os.path.exists(target):
+    target, n = os.path.join(folder, f"{step}.{n}"), n + 1
+  os.replace(source, target)
+  return target
 
 
 def require_checkpoints(workdir: str) -> None:

@@ -208,9 +208,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   distributed.check_same_config(config.to_json(sort_keys=True))
   checkpoints.check_workdir(workdir)
   os.makedirs(workdir, exist_ok=True)
-  warn = lambda text: tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
   # Process 0 holds the lock for all processes of the run.
-  lock = workdir_lock.WorkdirLock(workdir, warn=warn)
+  lock = workdir_lock.WorkdirLock(workdir, warn=_warn)
   with contextlib.ExitStack() as stack:
     distributed.on_primary(lambda: stack.enter_context(lock), "lock the workdir")
     return _train_and_evaluate(config, workdir, devices=devices, progress=progress,
@@ -236,7 +235,8 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
   manager = checkpoints.manager(workdir, config)
   writer = MetricWriter(workdir, active=distributed.is_primary())
   if manager.latest_step() is not None:
-    state = checkpoints.restore(manager, trainer.abstract_state())
+    state = checkpoints.restore_newest_intact(manager, trainer.abstract_state(), warn=_warn,
+                                              set_aside=distributed.is_primary())
   else:
     state = trainer.initial_state()
   start_step = int(state.step)
@@ -379,7 +379,13 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
   manager = checkpoints.manager(workdir, config)
-  return trainer, checkpoints.restore(manager, trainer.abstract_state())
+  return trainer, checkpoints.restore_newest_intact(manager, trainer.abstract_state(), warn=_warn)
+
+
+def _warn(text: str) -> None:
+  """Prints "Warning: text" on process 0, above a progress bar if one is shown."""
+  if distributed.is_primary():
+    tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,

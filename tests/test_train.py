@@ -123,6 +123,44 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
   assert steps == list(range(1, 13)), "steps 7 and 8 must be logged once"
 
 
+def truncate_arrays(step_dir):
+  """Empties every array file of a checkpoint folder, as a full disk or a killed copy does."""
+  truncated = [f for f in step_dir.rglob("*") if f.is_file() and f.parent.name == "d"]
+  for array_file in truncated:
+    array_file.write_bytes(b"")
+  assert truncated
+
+
+def test_a_corrupt_latest_checkpoint_is_named_kept_and_the_newest_intact_one_used(
+    tmp_path, capsys, straight_run):
+  workdir = tmp_path / "corrupt"
+  train.train_and_evaluate(tiny_config(9), str(workdir), progress=False)  # Checkpoints 3, 6, 9.
+  truncate_arrays(workdir / "checkpoints" / "9")
+  kept = sorted(p.name for p in (workdir / "checkpoints" / "9").rglob("*"))
+  capsys.readouterr()
+
+  # Evaluation reads the newest intact checkpoint and leaves the corrupt one in place.
+  assert train.evaluate_checkpoint(tiny_config(12), str(workdir))["step"] == 6
+  warning = capsys.readouterr().err
+  assert warning.startswith(f"Warning: checkpoint 9 in {workdir / 'checkpoints'} cannot be read (")
+  assert "it is left where it is. Using checkpoint 6, the newest intact one." in warning
+  assert (workdir / "checkpoints" / "9").is_dir()
+
+  # Training resumes from step 6, sets checkpoint 9 aside (never deleted) and writes its own.
+  train.train_and_evaluate(tiny_config(12), str(workdir), progress=False)
+  assert f"moved to {workdir / 'corrupt_checkpoints' / '9'}" in capsys.readouterr().err
+  assert sorted(p.name for p in (workdir / "corrupt_checkpoints" / "9").rglob("*")) == kept
+  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), str(workdir)))
+
+  # With no intact checkpoint left, one error names each checkpoint and its cause.
+  for step_dir in (workdir / "checkpoints").iterdir():
+    truncate_arrays(step_dir)
+  with pytest.raises(checkpoints.CheckpointError,
+                     match=r"No checkpoint in .* can be restored for this config: "
+                           r"checkpoint 12: ValueError: .*; checkpoint 9: .*; checkpoint 6: "):
+    train.evaluate_checkpoint(tiny_config(12), str(workdir))
+
+
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch, straight_run):
   interrupted = str(tmp_path / "interrupted")
   real_indices = data_lib.train_batch_indices
