@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from pixelrnn import datasets, errors
+from pixelrnn import datasets, errors, tfds_build
 
 BINARIZED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "data_files", "binarized_mnist")
 
@@ -106,7 +106,8 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
   """Loads a whole TFDS split as uint8 (N, H, W, C), building it first if needed.
 
   `manual_dir` is passed as `DownloadConfig(manual_dir=...)`: with the dataset's
-  original archives there, TFDS builds it with no network access.
+  original archives there, TFDS builds it with no network access. Missing, truncated
+  or unreachable sources and concurrent builds are handled by `tfds_build.prepared_builder`.
   """
   if name not in datasets.TFDS_SPLITS:
     raise DataError(f"Unknown TFDS dataset {name!r}; valid: {sorted(datasets.TFDS_SPLITS)}.")
@@ -116,9 +117,7 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
     raise DataError(f"manual_dir {manual_dir!r} is not a directory.")
   import tensorflow_datasets as tfds  # Imported here: it pulls in TensorFlow.
 
-  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  data = tfds.load(name, split=split, data_dir=data_dir, download=True,
-                   download_and_prepare_kwargs={"download_config": download_config})
+  data = tfds_build.prepared_builder(name, data_dir, manual_dir).as_dataset(split=split)
   # Whole split in fixed-size chunks: batch_size=-1 aborts under tfds.testing.mock_data.
   chunks = list(tfds.as_numpy(data.batch(10_000)))
   if not chunks:
