@@ -31,40 +31,76 @@ from pixelrnn import cli, defaults, distributed, figures, pretrained, stopping, 
 MODES = ("train", "eval", "sample", "inpaint")
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
-                                lock_config=False)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs. With "
-                    "--pretrained: where figures are written (default: the current directory).")
-flags.DEFINE_string("pretrained", None, "eval, sample, inpaint: use this pretrained model "
-                    "installed with the package (a recorded row, e.g. "
-                    "bmnist_diagonal_bilstm_1x32) instead of a workdir's checkpoint; its own "
-                    "config is used, and --config is not needed.")
-flags.DEFINE_enum("mode", "train", MODES, "train: train (resuming) and evaluate; "
-                  "eval: evaluate the latest checkpoint's EMA parameters; "
-                  "sample: write a PNG grid of samples from them; "
-                  "inpaint: complete the lower rows of test images with them.")
-flags.DEFINE_integer("num_samples", 16, "sample: number of images; inpaint: test images, "
-                     "spread evenly over the eval split.")
-flags.DEFINE_integer("label", None, "sample, for a class-conditional model: draw --num_samples "
-                     "images of this class; without it, one row of --num_samples per class.")
+config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file (configs/*.py).", lock_config=False
+)
+flags.DEFINE_string(
+  "workdir",
+  None,
+  "Directory for checkpoints, metrics and outputs. With "
+  "--pretrained: where figures are written (default: the current directory).",
+)
+flags.DEFINE_string(
+  "pretrained",
+  None,
+  "eval, sample, inpaint: use this pretrained model "
+  "installed with the package (a recorded row, e.g. "
+  "bmnist_diagonal_bilstm_1x32) instead of a workdir's checkpoint; its own "
+  "config is used, and --config is not needed.",
+)
+flags.DEFINE_enum(
+  "mode",
+  "train",
+  MODES,
+  "train: train (resuming) and evaluate; "
+  "eval: evaluate the latest checkpoint's EMA parameters; "
+  "sample: write a PNG grid of samples from them; "
+  "inpaint: complete the lower rows of test images with them.",
+)
+flags.DEFINE_integer(
+  "num_samples",
+  16,
+  "sample: number of images; inpaint: test images, spread evenly over the eval split.",
+)
+flags.DEFINE_integer(
+  "label",
+  None,
+  "sample, for a class-conditional model: draw --num_samples "
+  "images of this class; without it, one row of --num_samples per class.",
+)
 flags.DEFINE_integer("num_completions", 4, "inpaint: completions per test image.")
-flags.DEFINE_integer("observed_rows", None, "inpaint: rows kept at the top of each test image "
-                     "(default: half the image height).")
+flags.DEFINE_integer(
+  "observed_rows",
+  None,
+  "inpaint: rows kept at the top of each test image (default: half the image height).",
+)
 flags.DEFINE_float("temperature", 1.0, "sample, inpaint: softmax temperature (> 0).")
 flags.DEFINE_integer("seed", 0, "sample, inpaint: random seed.")
-flags.DEFINE_integer("samples_after_training", 16, "train: when training finishes, write a grid "
-                     "of this many samples to workdir/samples_<step>.png (0: none).")
-flags.DEFINE_bool("distributed", False, "Join a multi-process run through jax.distributed. The "
-                  "flags below, or else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
-                  "JAX_PROCESS_ID, or else JAX's cluster detection (SLURM, Open MPI, "
-                  "Kubernetes, Cloud TPU) say how; giving any of them implies --distributed.")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator, the "
-                    "same for every process.")
+flags.DEFINE_integer(
+  "samples_after_training",
+  16,
+  "train: when training finishes, write a grid "
+  "of this many samples to workdir/samples_<step>.png (0: none).",
+)
+flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Join a multi-process run through jax.distributed. The "
+  "flags below, or else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+  "JAX_PROCESS_ID, or else JAX's cluster detection (SLURM, Open MPI, "
+  "Kubernetes, Cloud TPU) say how; giving any of them implies --distributed.",
+)
+flags.DEFINE_string(
+  "coordinator_address", None, "host:port of process 0's coordinator, the same for every process."
+)
 flags.DEFINE_integer("num_processes", None, "Number of processes in the run.")
 flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 flags.DEFINE_integer("distributed_timeout_s", 300, "Seconds to wait for every process to join.")
-flags.register_validator("pretrained", lambda name: name is None or not FLAGS["config"].present,
-                         "--pretrained uses the pretrained model's own config: drop --config.")
+flags.register_validator(
+  "pretrained",
+  lambda name: name is None or not FLAGS["config"].present,
+  "--pretrained uses the pretrained model's own config: drop --config.",
+)
 flags.register_validator("temperature", lambda t: t > 0, "--temperature must be > 0.")
 
 
@@ -72,13 +108,17 @@ def check_sources() -> None:
   """A workdir run needs --config and --workdir; a pretrained one, a mode other than train."""
   if FLAGS.pretrained is not None:
     if FLAGS.mode == "train":
-      cli.fail(f"--pretrained={FLAGS.pretrained} with --mode=train: a pretrained model is "
-               "evaluated or sampled; expected --mode=eval, sample or inpaint.")
+      cli.fail(
+        f"--pretrained={FLAGS.pretrained} with --mode=train: a pretrained model is "
+        "evaluated or sampled; expected --mode=eval, sample or inpaint."
+      )
     return
   missing = [f"--{name}" for name in ("config", "workdir") if getattr(FLAGS, name) is None]
   if missing:
-    cli.fail(f"{' and '.join(missing)} not given: expected --config=<file> and "
-             "--workdir=<dir>, or --pretrained=<row> with --mode=eval, sample or inpaint.")
+    cli.fail(
+      f"{' and '.join(missing)} not given: expected --config=<file> and "
+      "--workdir=<dir>, or --pretrained=<row> with --mode=eval, sample or inpaint."
+    )
 
 
 def main(argv):
@@ -106,14 +146,28 @@ def write_figure(config, workdir: str, source=None, prefix: str = "") -> dict:
   """--mode=sample or inpaint: the figure of the EMA parameters in workdir, or `source`'s."""
   if FLAGS.mode == "sample":
     path = os.path.join(workdir, f"{prefix}samples_{source[2]}.png") if prefix else None
-    return figures.write_samples(config, workdir, num_samples=FLAGS.num_samples,
-                                 temperature=FLAGS.temperature, seed=FLAGS.seed,
-                                 label=FLAGS.label, path=path, source=source)
+    return figures.write_samples(
+      config,
+      workdir,
+      num_samples=FLAGS.num_samples,
+      temperature=FLAGS.temperature,
+      seed=FLAGS.seed,
+      label=FLAGS.label,
+      path=path,
+      source=source,
+    )
   path = os.path.join(workdir, f"{prefix}completions_{source[2]}.png") if prefix else None
   return figures.write_completions(
-      config, workdir, num_images=FLAGS.num_samples, num_completions=FLAGS.num_completions,
-      observed_rows=FLAGS.observed_rows, temperature=FLAGS.temperature, seed=FLAGS.seed,
-      path=path, source=source)
+    config,
+    workdir,
+    num_images=FLAGS.num_samples,
+    num_completions=FLAGS.num_completions,
+    observed_rows=FLAGS.observed_rows,
+    temperature=FLAGS.temperature,
+    seed=FLAGS.seed,
+    path=path,
+    source=source,
+  )
 
 
 def run_pretrained(loaded: pretrained.Loaded, out_dir: str) -> None:
@@ -121,8 +175,11 @@ def run_pretrained(loaded: pretrained.Loaded, out_dir: str) -> None:
   config = loaded.config
   config.data.eval_split = "test"
   if FLAGS.mode == "eval":
-    result = {"eval_split": "test", **train.evaluate_params(config, loaded.params),
-              "step": loaded.step}
+    result = {
+      "eval_split": "test",
+      **train.evaluate_params(config, loaded.params),
+      "step": loaded.step,
+    }
   else:
     os.makedirs(out_dir, exist_ok=True)
     result = write_figure(config, out_dir, loaded.source(), prefix=f"{loaded.name}_")

@@ -12,5 +12,7 @@ from pixelrnn import defaults
 
 
 def get_config():
-  paper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "binarized_mnist_diagonal_bilstm.py")
+  paper = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "binarized_mnist_diagonal_bilstm.py"
+  )
   return defaults.large_batch_recipe(runpy.run_path(paper)["get_config"]())

@@ -35,18 +35,25 @@ flags.DEFINE_string("workroot", None, "Directory for the variants' workdirs (mus
 flags.DEFINE_string("output", None, "JSONL file the results are appended to.")
 flags.DEFINE_integer("steps", 2000, "Training steps of every variant.")
 flags.DEFINE_list("variants", None, "Variant names to run (default: all).")
-flags.DEFINE_bool("context_only", False, "Only report each variant's context_seen, and that of "
-                  "the paper's recurrent MNIST configs for comparison.")
+flags.DEFINE_bool(
+  "context_only",
+  False,
+  "Only report each variant's context_seen, and that of "
+  "the paper's recurrent MNIST configs for comparison.",
+)
 
-RECURRENT_CONFIGS = ("configs/binarized_mnist_row_lstm.py", "configs/binarized_mnist_diagonal_bilstm.py")
+RECURRENT_CONFIGS = (
+  "configs/binarized_mnist_row_lstm.py",
+  "configs/binarized_mnist_diagonal_bilstm.py",
+)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.mark_flags_as_required(["workroot", "output"])
 
 # name: (residual blocks, h). Features between blocks are 2h.
 VARIANTS = {
-    "blocks7_h16": (7, 16),
-    "blocks15_h16": (15, 16),
-    "blocks7_h32": (7, 32),
+  "blocks7_h16": (7, 16),
+  "blocks15_h16": (15, 16),
+  "blocks7_h32": (7, 32),
 }
 
 
@@ -79,14 +86,19 @@ def context_seen(config, height: int = 28, width: int = 28) -> float:
 def main(argv):
   del argv
   if FLAGS.context_only:
-    configs = {name: variant_config(*VARIANTS[name], FLAGS.steps)
-               for name in FLAGS.variants or VARIANTS}
+    configs = {
+      name: variant_config(*VARIANTS[name], FLAGS.steps) for name in FLAGS.variants or VARIANTS
+    }
     for path in RECURRENT_CONFIGS:
       configs[path] = runpy.run_path(os.path.join(REPO, path))["get_config"]()
     for name, config in configs.items():
-      record = {"variant": name, "model": config.model.name, "layers": config.model.num_layers,
-                "hidden_dim": config.model.hidden_dim,
-                "context_seen": round(context_seen(config), 4)}
+      record = {
+        "variant": name,
+        "model": config.model.name,
+        "layers": config.model.num_layers,
+        "hidden_dim": config.model.hidden_dim,
+        "context_seen": round(context_seen(config), 4),
+      }
       print(json.dumps(record), flush=True)
       with open(FLAGS.output, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -106,13 +118,21 @@ def main(argv):
     on_train = trainer.evaluate(state.ema_params, train_images)
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     record = {
-        "variant": name, "num_blocks": num_blocks, "hidden_dim": hidden_dim,
-        "features": 2 * hidden_dim, "params": int(num_params),
-        "rows_above_seen": 3 + num_blocks, "context_seen": round(context, 4), "steps": FLAGS.steps, "batch_size": 16,
-        "recipe": "rmsprop 1e-3, ema 0.9995", "validation_nll_nats": round(validation["nll_nats"], 3),
-        "train10k_nll_nats": round(on_train["nll_nats"], 3), "wall_s": round(wall_s, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-        "date": time.strftime("%Y-%m-%d"),
+      "variant": name,
+      "num_blocks": num_blocks,
+      "hidden_dim": hidden_dim,
+      "features": 2 * hidden_dim,
+      "params": int(num_params),
+      "rows_above_seen": 3 + num_blocks,
+      "context_seen": round(context, 4),
+      "steps": FLAGS.steps,
+      "batch_size": 16,
+      "recipe": "rmsprop 1e-3, ema 0.9995",
+      "validation_nll_nats": round(validation["nll_nats"], 3),
+      "train10k_nll_nats": round(on_train["nll_nats"], 3),
+      "wall_s": round(wall_s, 1),
+      "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+      "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(record), flush=True)
     with open(FLAGS.output, "a") as f:

@@ -32,6 +32,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 4, "Images traced; the counts are divided by it.")
   flags.mark_flag_as_required("config")
 
+
 TRANSCENDENTAL = frozenset({"tanh", "logistic", "exp", "exp2", "log", "log1p", "expm1"})
 
 
@@ -75,16 +76,21 @@ def count(jaxpr) -> tuple[int, int]:
 def forward_counts(config, batch_size: int) -> dict:
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   if config.model.multiscale.factor != 1:
-    raise ValueError(f"{config.model.name}: multi-scale configs are not counted; count their "
-                     "small and large networks' single-scale configs instead.")
-  model = models.create(config.model, image_shape=image_shape, num_levels=num_levels,
-                        rngs=nnx.Rngs(0))
+    raise ValueError(
+      f"{config.model.name}: multi-scale configs are not counted; count their "
+      "small and large networks' single-scale configs instead."
+    )
+  model = models.create(
+    config.model, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(0)
+  )
   images = jnp.zeros((batch_size,) + image_shape, jnp.float32)
   graph, state = nnx.split(model)
   jaxpr = jax.make_jaxpr(lambda s, x: nnx.merge(graph, s)(x))(state, images)
   macs, transcendental = count(jaxpr.jaxpr)
-  return {"forward_macs_per_image": macs // batch_size,
-          "forward_transcendentals_per_image": transcendental // batch_size}
+  return {
+    "forward_macs_per_image": macs // batch_size,
+    "forward_transcendentals_per_image": transcendental // batch_size,
+  }
 
 
 def main(argv):
@@ -92,9 +98,13 @@ def main(argv):
   first = None
   for path in FLAGS.config:
     config = runpy.run_path(path)["get_config"]()
-    result = {"config": path, "model": config.model.name,
-              "num_layers": config.model.num_layers, "hidden_dim": config.model.hidden_dim,
-              **forward_counts(config, FLAGS.batch_size)}
+    result = {
+      "config": path,
+      "model": config.model.name,
+      "num_layers": config.model.num_layers,
+      "hidden_dim": config.model.hidden_dim,
+      **forward_counts(config, FLAGS.batch_size),
+    }
     first = first or result["forward_macs_per_image"]
     result["macs_ratio_to_first"] = round(result["forward_macs_per_image"] / first, 3)
     print(json.dumps(result), flush=True)

@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-
 from flax import nnx
 
 from pixelrnn import convolution, datasets, defaults, masks, models, multiscale, sampling, train
@@ -40,24 +39,48 @@ flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after compilation.")
 flags.DEFINE_integer("timed_steps", 20, "Timed steps (rounded up to whole dispatches).")
-flags.DEFINE_list("steps_per_dispatch", None, "Loops to time, side by side: k >= 1 steps per "
-                  "call on device-resident data, 0 for host batches one step per call "
-                  "(default: each config's training.steps_per_dispatch).")
+flags.DEFINE_list(
+  "steps_per_dispatch",
+  None,
+  "Loops to time, side by side: k >= 1 steps per "
+  "call on device-resident data, 0 for host batches one step per call "
+  "(default: each config's training.steps_per_dispatch).",
+)
 flags.DEFINE_string("precision", None, "Overrides config.training.precision.")
-flags.DEFINE_list("pallas_lstm", None, "Recurrent configs: values of config.model.pallas_lstm "
-                  "to time side by side (e.g. false,true); default: the config's.")
-flags.DEFINE_bool("torch", False, "Also time experiments/torch_pixelcnn.py's PyTorch PixelCNN "
-                  "of each PixelCNN config (eager, torch.compile, and on a GPU torch.compile "
-                  "with CUDA graphs), when torch is installed.")
-flags.DEFINE_integer("repeats", 1, "Times each config is benchmarked, interleaved with the "
-                     "others (and with PyTorch and the peak); the summary line gives median "
-                     "step times, ratios, GFLOP/s and fractions of the peak.")
-flags.DEFINE_list("masked_conv", None, "Forms of the masked convolutions to time side by side: "
-                  "conv (XLA's convolution of the masked kernel) and taps (one product of "
-                  "the visible taps, convolution.taps_conv); default: the backend's choice.")
-flags.DEFINE_bool("peak", True, "Measure the matrix-multiply peak (a 2048x2048 float32 "
-                  "product) in every repeat, and report each step's GFLOP/s, counting only "
-                  "the multiply-adds its masks let through, as a fraction of it.")
+flags.DEFINE_list(
+  "pallas_lstm",
+  None,
+  "Recurrent configs: values of config.model.pallas_lstm "
+  "to time side by side (e.g. false,true); default: the config's.",
+)
+flags.DEFINE_bool(
+  "torch",
+  False,
+  "Also time experiments/torch_pixelcnn.py's PyTorch PixelCNN "
+  "of each PixelCNN config (eager, torch.compile, and on a GPU torch.compile "
+  "with CUDA graphs), when torch is installed.",
+)
+flags.DEFINE_integer(
+  "repeats",
+  1,
+  "Times each config is benchmarked, interleaved with the "
+  "others (and with PyTorch and the peak); the summary line gives median "
+  "step times, ratios, GFLOP/s and fractions of the peak.",
+)
+flags.DEFINE_list(
+  "masked_conv",
+  None,
+  "Forms of the masked convolutions to time side by side: "
+  "conv (XLA's convolution of the masked kernel) and taps (one product of "
+  "the visible taps, convolution.taps_conv); default: the backend's choice.",
+)
+flags.DEFINE_bool(
+  "peak",
+  True,
+  "Measure the matrix-multiply peak (a 2048x2048 float32 "
+  "product) in every repeat, and report each step's GFLOP/s, counting only "
+  "the multiply-adds its masks let through, as a fraction of it.",
+)
 flags.DEFINE_bool("sample", False, "Also time the reference and cached samplers.")
 flags.DEFINE_integer("reference_sub_pixels", 32, "Sub-pixels the reference sampler is timed on.")
 flags.mark_flag_as_required("config")
@@ -69,14 +92,17 @@ def load_config(path: str):
 
 def git_commit() -> str:
   """The checkout's commit (with "+changes" if the tree differs from it), or "unknown"."""
-  run = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True,
-                                     cwd=os.path.dirname(os.path.abspath(__file__)))
+  run = lambda *args: subprocess.run(
+    ["git", *args], capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__))
+  )
   try:
     commit = run("rev-parse", "--short", "HEAD")
     dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
   except OSError:
     return "unknown"
-  return commit.stdout.strip() + ("+changes" if dirty else "") if commit.returncode == 0 else "unknown"
+  return (
+    commit.stdout.strip() + ("+changes" if dirty else "") if commit.returncode == 0 else "unknown"
+  )
 
 
 def parse_bool(value: str) -> bool:
@@ -95,7 +121,7 @@ def matmul_peak_gflops(size: int = 2048, calls: int = 5) -> float:
     start = time.perf_counter()
     jax.block_until_ready(product(a))
     best = min(best, time.perf_counter() - start)
-  return 2 * size ** 3 / best / 1e9
+  return 2 * size**3 / best / 1e9
 
 
 def visible_macs_per_image(config) -> int | None:
@@ -108,14 +134,21 @@ def visible_macs_per_image(config) -> int | None:
     return None
   if config.model.name != "pixelcnn":
     import arithmetic  # experiments/arithmetic.py, beside this script.
+
     with convolution.masked_conv_form("taps"):
       return arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"]
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  network = models.create(config.model, image_shape=image_shape, num_levels=num_levels,
-                          rngs=nnx.Rngs(0))
+  network = models.create(
+    config.model, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(0)
+  )
   pixels = image_shape[0] * image_shape[1]
-  return int(sum(np.asarray(layer.conv.mask[...]).sum() * pixels
-                 for _, layer in nnx.iter_graph(network) if isinstance(layer, masks.MaskedConv)))
+  return int(
+    sum(
+      np.asarray(layer.conv.mask[...]).sum() * pixels
+      for _, layer in nnx.iter_graph(network)
+      if isinstance(layer, masks.MaskedConv)
+    )
+  )
 
 
 def throughput(config, step_s: float, peak: float | None) -> dict:
@@ -125,8 +158,10 @@ def throughput(config, step_s: float, peak: float | None) -> dict:
   if macs is None:
     return {}
   gflops = 6 * macs * config.training.batch_size / step_s / 1e9
-  result = {"visible_gflop_per_step": round(6 * macs * config.training.batch_size / 1e9, 3),
-            "visible_gflops_per_s": round(gflops, 1)}
+  result = {
+    "visible_gflop_per_step": round(6 * macs * config.training.batch_size / 1e9, 3),
+    "visible_gflops_per_s": round(gflops, 1),
+  }
   if peak:
     result["fraction_of_peak"] = round(gflops / peak, 3)
   return result
@@ -136,8 +171,9 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
-                         steps_per_dispatch: int) -> dict:
+def benchmark_train_step(
+  config, warmup_steps: int, timed_steps: int, steps_per_dispatch: int
+) -> dict:
   """Compiles and times the training loop's step on random images of the dataset's shape.
 
   steps_per_dispatch k >= 1: the loop's path (`Trainer.train_steps`), the training set on
@@ -154,23 +190,33 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
   k = max(steps_per_dispatch, 1)
   host_images = rng.integers(0, num_levels, (4 * k * batch_size,) + image_shape, dtype=np.uint8)
   # A class-conditional model also trains on (random) labels.
-  host_labels = (rng.integers(0, config.model.num_classes, host_images.shape[0], dtype=np.int32)
-                 if config.model.num_classes else None)
+  host_labels = (
+    rng.integers(0, config.model.num_classes, host_images.shape[0], dtype=np.int32)
+    if config.model.num_classes
+    else None
+  )
   count = np.int32(k)
   if steps_per_dispatch == 0:
     host_batches = np.split(host_images, 4)
     label_batches = np.split(host_labels, 4) if host_labels is not None else [None] * 4
     indices = [np.arange(batch_size, dtype=np.int32)[None]] * 2
-    batch_data = lambda i: trainer.device_data(host_batches[i % 4],  # A copy per step.
-                                               label_batches[i % 4])
+    batch_data = lambda i: trainer.device_data(
+      host_batches[i % 4],  # A copy per step.
+      label_batches[i % 4],
+    )
   else:
     device_images = trainer.device_data(host_images, host_labels)
-    indices = [rng.permutation(host_images.shape[0])[:k * batch_size].reshape(k, batch_size)
-               .astype(np.int32) for _ in range(2)]
+    indices = [
+      rng.permutation(host_images.shape[0])[: k * batch_size]
+      .reshape(k, batch_size)
+      .astype(np.int32)
+      for _ in range(2)
+    ]
     batch_data = lambda i: device_images
   start = time.perf_counter()
-  compiled = trainer.train_steps.lower(trainer.model, state, batch_data(0), indices[0],
-                                       count).compile()
+  compiled = trainer.train_steps.lower(
+    trainer.model, state, batch_data(0), indices[0], count
+  ).compile()
   compile_s = time.perf_counter() - start
 
   def run(state, i):
@@ -188,17 +234,24 @@ def benchmark_train_step(config, warmup_steps: int, timed_steps: int,
   step_s = round((time.perf_counter() - start) / (calls(timed_steps) * k), 6)
   device = jax.devices()[0]
   return {
-      "model": config.model.name, "dataset": config.data.name, "batch_size": batch_size,
-      "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
-      "multiscale_factor": config.model.multiscale.factor,
-      "precision": config.training.precision, "steps_per_dispatch": steps_per_dispatch,
-      "pallas_lstm": config.model.pallas_lstm,
-      "loop": "host batches" if steps_per_dispatch == 0 else "device-resident data",
-      "device_kind": device.device_kind, "platform": device.platform,
-      "device_count": jax.device_count(), "compile_s": round(compile_s, 3),
-      "train_step_s": step_s, "timed_steps": calls(timed_steps) * k,
-      "train_images_per_s": round(batch_size / step_s, 2),
-      "peak_rss_mib": round(peak_rss_mib(), 1),
+    "model": config.model.name,
+    "dataset": config.data.name,
+    "batch_size": batch_size,
+    "hidden_dim": config.model.hidden_dim,
+    "num_layers": config.model.num_layers,
+    "multiscale_factor": config.model.multiscale.factor,
+    "precision": config.training.precision,
+    "steps_per_dispatch": steps_per_dispatch,
+    "pallas_lstm": config.model.pallas_lstm,
+    "loop": "host batches" if steps_per_dispatch == 0 else "device-resident data",
+    "device_kind": device.device_kind,
+    "platform": device.platform,
+    "device_count": jax.device_count(),
+    "compile_s": round(compile_s, 3),
+    "train_step_s": step_s,
+    "timed_steps": calls(timed_steps) * k,
+    "train_images_per_s": round(batch_size / step_s, 2),
+    "peak_rss_mib": round(peak_rss_mib(), 1),
   }
 
 
@@ -218,17 +271,22 @@ def benchmark_multiscale_sampling(network, batch: int, image_shape) -> dict:
   f = network.factor
   small_shape = (image_shape[0] // f, image_shape[1] // f, image_shape[2])
   key = jax.random.key(0)
-  both = jax.jit(lambda k: multiscale.sample(network, k, num_samples=batch,
-                                             image_shape=image_shape))
-  small = jax.jit(lambda k: sampling.sample(network.small, k, num_samples=batch,
-                                            image_shape=small_shape))
+  both = jax.jit(
+    lambda k: multiscale.sample(network, k, num_samples=batch, image_shape=image_shape)
+  )
+  small = jax.jit(
+    lambda k: sampling.sample(network.small, k, num_samples=batch, image_shape=small_shape)
+  )
   both_first, both_s = timed(both, key)
   _, small_s = timed(small, key)
-  return {"sample_batch": batch, "multiscale_cached_s_per_image_batch": round(both_s, 3),
-          "multiscale_cached_s_per_image": round(both_s / batch, 4),
-          "small_stage_s_per_image_batch": round(small_s, 3),
-          "multiscale_cached_compile_s": round(both_first - both_s, 3),
-          "peak_rss_mib": round(peak_rss_mib(), 1)}
+  return {
+    "sample_batch": batch,
+    "multiscale_cached_s_per_image_batch": round(both_s, 3),
+    "multiscale_cached_s_per_image": round(both_s / batch, 4),
+    "small_stage_s_per_image_batch": round(small_s, 3),
+    "multiscale_cached_compile_s": round(both_first - both_s, 3),
+    "peak_rss_mib": round(peak_rss_mib(), 1),
+  }
 
 
 def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
@@ -249,38 +307,61 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   observed = np.zeros((batch,) + image_shape, np.int32)
   # A class-conditional model draws every class in turn.
   conditioning = trainer.model.class_conditioning(
-      np.arange(batch) % max(config.model.num_classes, 1), image_shape)
+    np.arange(batch) % max(config.model.num_classes, 1), image_shape
+  )
   apply_fn = network if conditioning is None else (lambda x: network(x, conditioning))
-  reference = jax.jit(lambda k: sampling.sample_reference(
-      apply_fn, k, num_samples=batch, image_shape=image_shape, images=observed,
-      num_observed=total - reference_sub_pixels))
+  reference = jax.jit(
+    lambda k: sampling.sample_reference(
+      apply_fn,
+      k,
+      num_samples=batch,
+      image_shape=image_shape,
+      images=observed,
+      num_observed=total - reference_sub_pixels,
+    )
+  )
   ref_compile, ref_s = timed(reference, key)
-  result = {"sample_batch": batch, "sub_pixels_per_image": total,
-            "reference_s_per_sub_pixel": round(ref_s / reference_sub_pixels, 6),
-            "reference_s_per_image_batch": round(ref_s / reference_sub_pixels * total, 2),
-            "reference_compile_s": round(ref_compile - ref_s, 3)}
+  result = {
+    "sample_batch": batch,
+    "sub_pixels_per_image": total,
+    "reference_s_per_sub_pixel": round(ref_s / reference_sub_pixels, 6),
+    "reference_s_per_image_batch": round(ref_s / reference_sub_pixels * total, 2),
+    "reference_compile_s": round(ref_compile - ref_s, 3),
+  }
   if sampling.has_cached_sampler(network):
-    cached = jax.jit(lambda k: sampling.sample(
-        network, k, num_samples=batch, image_shape=image_shape, cached=True,
-        conditioning=conditioning))
+    cached = jax.jit(
+      lambda k: sampling.sample(
+        network,
+        k,
+        num_samples=batch,
+        image_shape=image_shape,
+        cached=True,
+        conditioning=conditioning,
+      )
+    )
     cached_first, cached_s = timed(cached, key)
-    result.update({
+    result.update(
+      {
         "cached_s_per_sub_pixel": round(cached_s / total, 6),
         "cached_s_per_image_batch": round(cached_s, 3),
         "cached_s_per_image": round(cached_s / batch, 4),
         "cached_compile_s": round(cached_first - cached_s, 3),
         "cached_speedup_per_sub_pixel": round(ref_s / reference_sub_pixels / (cached_s / total), 1),
-    })
+      }
+    )
   result["peak_rss_mib"] = round(peak_rss_mib(), 1)
   return result
 
 
 def main(argv):
   del argv
-  header = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "commit": git_commit(), "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()],
-            "machine": platform.processor() or platform.machine()}
+  header = {
+    "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    "commit": git_commit(),
+    "jax": jax.__version__,
+    "devices": [str(d) for d in jax.devices()],
+    "machine": platform.processor() or platform.machine(),
+  }
   configs = {path: load_config(path) for path in FLAGS.config}
   for config in configs.values():
     if FLAGS.batch_size is not None:
@@ -291,11 +372,17 @@ def main(argv):
   dispatches = FLAGS.steps_per_dispatch
   kernels = [parse_bool(value) for value in FLAGS.pallas_lstm or []]
   forms = FLAGS.masked_conv or [None]
-  runs = [(path, int(k), pallas, form) for path, config in configs.items()
-          for k in (dispatches or [config.training.steps_per_dispatch])
-          for pallas in (kernels if config.model.name in models.names_with_key("pallas_lstm") and kernels
-                         else [config.model.pallas_lstm])
-          for form in forms]
+  runs = [
+    (path, int(k), pallas, form)
+    for path, config in configs.items()
+    for k in (dispatches or [config.training.steps_per_dispatch])
+    for pallas in (
+      kernels
+      if config.model.name in models.names_with_key("pallas_lstm") and kernels
+      else [config.model.pallas_lstm]
+    )
+    for form in forms
+  ]
   step_times = {run: [] for run in runs}
   torch_times, peaks = {}, []
   first_run_of = {}
@@ -306,8 +393,9 @@ def main(argv):
     if FLAGS.peak:
       peak = matmul_peak_gflops()
       peaks.append(peak)
-      print(json.dumps({"repeat": repeat, "matmul_peak_gflops": round(peak, 1), **header}),
-            flush=True)
+      print(
+        json.dumps({"repeat": repeat, "matmul_peak_gflops": round(peak, 1), **header}), flush=True
+      )
     for path, k, pallas, form in runs:
       config = configs[path].copy_and_resolve_references()
       config.model.pallas_lstm = pallas
@@ -317,13 +405,18 @@ def main(argv):
       result.update(throughput(config, result["train_step_s"], peak))
       step_times[(path, k, pallas, form)].append(result["train_step_s"])
       result["step_time_ratio_to_first"] = round(
-          result["train_step_s"] / step_times[runs[0]][-1], 3)
+        result["train_step_s"] / step_times[runs[0]][-1], 3
+      )
       once = repeat == 0 and first_run_of[path] == (path, k, pallas, form)
       if FLAGS.sample and once:
         with convolution.masked_conv_form(form):
           result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
       print(json.dumps({"config": path, "repeat": repeat, **result, **header}), flush=True)
-      if FLAGS.torch and first_run_of[path] == (path, k, pallas, form) and config.model.name == "pixelcnn":
+      if (
+        FLAGS.torch
+        and first_run_of[path] == (path, k, pallas, form)
+        and config.model.name == "pixelcnn"
+      ):
         for line in torch_pixelcnn_rows(config, FLAGS.warmup_steps, FLAGS.timed_steps):
           if "train_step_s" in line:
             line.update(throughput(config, line["train_step_s"], peak))
@@ -341,15 +434,23 @@ def summary(configs, runs, step_times, torch_times, peaks, header) -> dict:
   rows = {}
   for (path, k, pallas, form), m in medians.items():
     rows[f"{path} k={k} pallas_lstm={pallas} masked_conv={form or 'default'}"] = {
-        "median_step_s": round(m, 6), "ratio_to_first": round(m / first, 3),
-        **throughput(configs[path], m, peak)}
+      "median_step_s": round(m, 6),
+      "ratio_to_first": round(m / first, 3),
+      **throughput(configs[path], m, peak),
+    }
   for (path, mode), times in torch_times.items():
     m = statistics.median(times)
-    rows[f"{path} torch {mode}"] = {"median_step_s": round(m, 6),
-                                    "ratio_to_first": round(m / first, 3),
-                                    **throughput(configs[path], m, peak)}
-  return {"summary": rows, "repeats": len(next(iter(step_times.values()))),
-          "median_matmul_peak_gflops": None if peak is None else round(peak, 1), **header}
+    rows[f"{path} torch {mode}"] = {
+      "median_step_s": round(m, 6),
+      "ratio_to_first": round(m / first, 3),
+      **throughput(configs[path], m, peak),
+    }
+  return {
+    "summary": rows,
+    "repeats": len(next(iter(step_times.values()))),
+    "median_matmul_peak_gflops": None if peak is None else round(peak, 1),
+    **header,
+  }
 
 
 def torch_pixelcnn_rows(config, warmup_steps: int, timed_steps: int) -> list[dict]:
@@ -358,8 +459,11 @@ def torch_pixelcnn_rows(config, warmup_steps: int, timed_steps: int) -> list[dic
     import torch_pixelcnn  # experiments/torch_pixelcnn.py; imports torch.
   except ImportError as e:
     return [{"torch": f"not run: {e}"}]
-  return [torch_pixelcnn.benchmark(config, mode, warmup_steps, timed_steps)
-          for mode in torch_pixelcnn.available_modes()]
+  return [
+    torch_pixelcnn.benchmark(config, mode, warmup_steps, timed_steps)
+    for mode in torch_pixelcnn.available_modes()
+  ]
+
 
 if __name__ == "__main__":
   app.run(main)

@@ -11,9 +11,8 @@ paper-size configs cut to --row_lstm_steps steps.
 
 import os
 
-from absl import app, flags
-
 import launch_runs  # experiments/launch_runs.py
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
@@ -23,15 +22,18 @@ flags.mark_flags_as_required(["workroot", "output"])
 
 
 def runs():
-  row_lstm = [f"--config.training.num_steps={FLAGS.row_lstm_steps}",
-              f"--config.training.eval_every_steps={FLAGS.row_lstm_steps}",
-              "--config.training.checkpoint_every_steps=500",
-              "--config.training.eval_batch_size=500", "--config.training.ema_decay=0.999"]
+  row_lstm = [
+    f"--config.training.num_steps={FLAGS.row_lstm_steps}",
+    f"--config.training.eval_every_steps={FLAGS.row_lstm_steps}",
+    "--config.training.checkpoint_every_steps=500",
+    "--config.training.eval_batch_size=500",
+    "--config.training.ema_decay=0.999",
+  ]
   return [
-      ("pixelcnn_single", "configs/quickstart.py", []),
-      ("pixelcnn_multiscale", "configs/quickstart_multiscale.py", []),
-      ("row_lstm_single", "configs/binarized_mnist_row_lstm.py", row_lstm),
-      ("row_lstm_multiscale", "configs/binarized_mnist_multiscale_row_lstm.py", row_lstm),
+    ("pixelcnn_single", "configs/quickstart.py", []),
+    ("pixelcnn_multiscale", "configs/quickstart_multiscale.py", []),
+    ("row_lstm_single", "configs/binarized_mnist_row_lstm.py", row_lstm),
+    ("row_lstm_multiscale", "configs/binarized_mnist_multiscale_row_lstm.py", row_lstm),
   ]
 
 
@@ -40,8 +42,10 @@ def main(argv):
   if os.path.exists(FLAGS.workroot):
     raise app.UsageError(f"--workroot {FLAGS.workroot!r} exists; give a new directory.")
   for name, config, overrides in runs():
-    launch_runs.record(FLAGS.output, launch_runs.train(
-        name, config, os.path.join(FLAGS.workroot, name), overrides))
+    launch_runs.record(
+      FLAGS.output, launch_runs.train(name, config, os.path.join(FLAGS.workroot, name), overrides)
+    )
+
 
 if __name__ == "__main__":
   app.run(main)

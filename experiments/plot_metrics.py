@@ -31,16 +31,22 @@ class NoMetricsError(errors.UserError, ValueError):
 
 def chart_series(rows: list[dict], metric: str) -> list[curves.Series]:
   # A non-finite value is stored as null (None): it is not plotted.
-  points = {split: tuple((r["step"], r[metric]) for r in rows
-                         if r["split"] == split and r.get(metric) is not None)
-            for split in ("train", "eval")}
+  points = {
+    split: tuple(
+      (r["step"], r[metric]) for r in rows if r["split"] == split and r.get(metric) is not None
+    )
+    for split in ("train", "eval")
+  }
   if not points["train"] and not points["eval"]:
     raise NoMetricsError(f"No rows with metric {metric!r} to plot in {FLAGS.workdir!r}.")
   points["train"] = curves.binned_means(points["train"], bins=40)
-  return [curves.Series(f"{split} {metric}" + (" (binned means)" if split == "train" else ""),
-                        points[split], color)
-          for split, color in (("train", curves.COLORS[0]), ("eval", curves.COLORS[1]))
-          if points[split]]
+  return [
+    curves.Series(
+      f"{split} {metric}" + (" (binned means)" if split == "train" else ""), points[split], color
+    )
+    for split, color in (("train", curves.COLORS[0]), ("eval", curves.COLORS[1]))
+    if points[split]
+  ]
 
 
 def main(argv):
@@ -48,11 +54,19 @@ def main(argv):
   series = chart_series(read_metrics(FLAGS.workdir), FLAGS.metric)
   evals = [s for s in series if s.label.startswith("eval")]
   y_max = FLAGS.y_max if FLAGS.y_max is not None else (evals[0].points[0][1] if evals else None)
-  references = [] if FLAGS.paper is None else [curves.Reference(f"paper: {FLAGS.paper:.2f}",
-                                                                FLAGS.paper, "black")]
-  curves.save_chart(FLAGS.out, series, references,
-                    title=os.path.basename(os.path.normpath(FLAGS.workdir)),
-                    y_label=FLAGS.metric, y_max=y_max)
+  references = (
+    []
+    if FLAGS.paper is None
+    else [curves.Reference(f"paper: {FLAGS.paper:.2f}", FLAGS.paper, "black")]
+  )
+  curves.save_chart(
+    FLAGS.out,
+    series,
+    references,
+    title=os.path.basename(os.path.normpath(FLAGS.workdir)),
+    y_label=FLAGS.metric,
+    y_max=y_max,
+  )
   print(f"Wrote {FLAGS.out}")
 
 

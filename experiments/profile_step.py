@@ -34,14 +34,20 @@ flags.DEFINE_multi_string("config", None, "Config file(s) to profile, in order."
 flags.DEFINE_integer("batch_size", None, "Overrides config.training.batch_size.")
 flags.DEFINE_integer("calls", 3, "Traced calls of the step (each runs steps_per_dispatch steps).")
 flags.DEFINE_integer("top", 15, "Operations listed per config.")
-flags.DEFINE_list("masked_conv", None, "Forms of the masked convolutions to profile, in turn "
-                  "(conv, taps; see benchmark.py); default: the backend's choice.")
+flags.DEFINE_list(
+  "masked_conv",
+  None,
+  "Forms of the masked convolutions to profile, in turn "
+  "(conv, taps; see benchmark.py); default: the backend's choice.",
+)
 flags.DEFINE_string("output", None, "Append one JSON object per config to this file.")
 flags.mark_flag_as_required("config")
 
 # Profiler events that are not XLA operations (the runtime, Python, the profiler itself).
-_NOT_OPS = re.compile(r"^(\$|ThunkExecutor|PjitFunction|CommonPjRt|PythonRefManager|Handle "
-                      r"inputs|ParseArguments|AllocateOutputBuffers|end: |TfrtCpu|PjRt)")
+_NOT_OPS = re.compile(
+  r"^(\$|ThunkExecutor|PjitFunction|CommonPjRt|PythonRefManager|Handle "
+  r"inputs|ParseArguments|AllocateOutputBuffers|end: |TfrtCpu|PjRt)"
+)
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = \S+(?: \S+)*? ([a-z][\w\-]*)\(")
 
 
@@ -66,8 +72,17 @@ def hlo_contents(hlo_text: str) -> dict[str, str]:
       if called:
         calls[name] = called.group(1)
   described = {}
-  boring = {"parameter", "constant", "bitcast", "broadcast", "tuple", "get-tuple-element",
-            "reshape", "convert", "copy"}
+  boring = {
+    "parameter",
+    "constant",
+    "bitcast",
+    "broadcast",
+    "tuple",
+    "get-tuple-element",
+    "reshape",
+    "convert",
+    "copy",
+  }
   for name, opcode in opcodes.items():
     inner = computations.get(calls.get(name, ""), [])
     kinds = list(dict.fromkeys(op for op in inner if op not in boring)) or inner[:1]
@@ -77,8 +92,18 @@ def hlo_contents(hlo_text: str) -> dict[str, str]:
 
 def kind(computes: str) -> str:
   """A coarse class of what an operation computes, for the per-kind totals."""
-  for name in ("convolution", "dot", "reduce", "transpose", "copy", "dynamic-slice",
-               "dynamic-update-slice", "gather", "scatter", "pad"):
+  for name in (
+    "convolution",
+    "dot",
+    "reduce",
+    "transpose",
+    "copy",
+    "dynamic-slice",
+    "dynamic-update-slice",
+    "gather",
+    "scatter",
+    "pad",
+  ):
     if name in computes:
       return name
   return "elementwise"
@@ -86,8 +111,9 @@ def kind(computes: str) -> str:
 
 def trace_durations(trace_dir: str) -> dict[str, float]:
   """Total microseconds per event name in the newest Perfetto trace under trace_dir."""
-  (path,) = sorted(glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"),
-                             recursive=True))[-1:]
+  (path,) = sorted(
+    glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+  )[-1:]
   with gzip.open(path) as f:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
@@ -106,10 +132,15 @@ def profile(config, calls: int) -> dict:
   batch_size = config.training.batch_size
   rng = np.random.default_rng(0)
   images = rng.integers(0, num_levels, (2 * k * batch_size,) + image_shape, dtype=np.uint8)
-  labels = (rng.integers(0, config.model.num_classes, images.shape[0], dtype=np.int32)
-            if config.model.num_classes else None)
+  labels = (
+    rng.integers(0, config.model.num_classes, images.shape[0], dtype=np.int32)
+    if config.model.num_classes
+    else None
+  )
   data = trainer.device_data(images, labels)
-  indices = rng.permutation(images.shape[0])[:k * batch_size].reshape(k, batch_size).astype(np.int32)
+  indices = (
+    rng.permutation(images.shape[0])[: k * batch_size].reshape(k, batch_size).astype(np.int32)
+  )
   compiled = trainer.train_steps.lower(trainer.model, state, data, indices, np.int32(k)).compile()
   step = lambda state: compiled(trainer.model, state, data, indices, np.int32(k))[0]
   state = jax.block_until_ready(step(state))  # Warm-up.
@@ -124,19 +155,34 @@ def profile(config, calls: int) -> dict:
   steps = calls * k
   contents = hlo_contents(compiled.as_text())
   step_ms = wall_us / steps / 1000
-  rows = [{"op": name, "ms_per_step": round(us / steps / 1000, 3),
-           "share": round(us / wall_us, 4), "computes": contents.get(name, "?")}
-          for name, us in durations.most_common()]
+  rows = [
+    {
+      "op": name,
+      "ms_per_step": round(us / steps / 1000, 3),
+      "share": round(us / wall_us, 4),
+      "computes": contents.get(name, "?"),
+    }
+    for name, us in durations.most_common()
+  ]
   kinds = collections.Counter()
   for row in rows:
     kinds[kind(row["computes"])] += row["ms_per_step"]
-  return {"config": config.model.name, "dataset": config.data.name,
-          "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers,
-          "batch_size": batch_size, "steps_per_dispatch": k, "traced_steps": steps,
-          "step_ms": round(step_ms, 2),
-          "ops_share": round(sum(r["share"] for r in rows), 4),
-          "kinds": [{"kind": k, "ms_per_step": round(ms, 2), "share": round(ms / step_ms, 4)}
-                    for k, ms in kinds.most_common()], "ops": rows}
+  return {
+    "config": config.model.name,
+    "dataset": config.data.name,
+    "hidden_dim": config.model.hidden_dim,
+    "num_layers": config.model.num_layers,
+    "batch_size": batch_size,
+    "steps_per_dispatch": k,
+    "traced_steps": steps,
+    "step_ms": round(step_ms, 2),
+    "ops_share": round(sum(r["share"] for r in rows), 4),
+    "kinds": [
+      {"kind": k, "ms_per_step": round(ms, 2), "share": round(ms / step_ms, 4)}
+      for k, ms in kinds.most_common()
+    ],
+    "ops": rows,
+  }
 
 
 def main(argv):
@@ -146,18 +192,26 @@ def main(argv):
     if FLAGS.batch_size is not None:
       config.training.batch_size = FLAGS.batch_size
     with convolution.masked_conv_form(form):
-      result = {"config_file": path, "masked_conv": form or "default",
-                "device_kind": jax.devices()[0].device_kind, **profile(config, FLAGS.calls)}
-    print(f"\n{path}, masked_conv={result['masked_conv']}: {result['step_ms']} ms per step "
-          f"(batch {result['batch_size']}), "
-          f"{100 * result['ops_share']:.1f}% of it in the operations below and the rest")
+      result = {
+        "config_file": path,
+        "masked_conv": form or "default",
+        "device_kind": jax.devices()[0].device_kind,
+        **profile(config, FLAGS.calls),
+      }
+    print(
+      f"\n{path}, masked_conv={result['masked_conv']}: {result['step_ms']} ms per step "
+      f"(batch {result['batch_size']}), "
+      f"{100 * result['ops_share']:.1f}% of it in the operations below and the rest"
+    )
     print("| kind | ms/step | share |\n| --- | --- | --- |")
     for row in result["kinds"]:
       print(f"| {row['kind']} | {row['ms_per_step']:.2f} | {100 * row['share']:.1f}% |")
-    print(f"\n| op | ms/step | share | computes |\n| --- | --- | --- | --- |")
-    for row in result["ops"][:FLAGS.top]:
-      print(f"| {row['op']} | {row['ms_per_step']:.2f} | {100 * row['share']:.1f}% "
-            f"| {row['computes']} |")
+    print("\n| op | ms/step | share | computes |\n| --- | --- | --- | --- |")
+    for row in result["ops"][: FLAGS.top]:
+      print(
+        f"| {row['op']} | {row['ms_per_step']:.2f} | {100 * row['share']:.1f}% "
+        f"| {row['computes']} |"
+      )
     if FLAGS.output:
       with open(FLAGS.output, "a") as f:
         f.write(json.dumps(result) + "\n")

@@ -37,8 +37,18 @@ import time
 import jax
 from absl import flags
 
-from pixelrnn import (checkpoints, cli, curves, errors, figures, paper_rows, pretrained, stopping,
-                      train, workdir_lock)
+from pixelrnn import (
+  checkpoints,
+  cli,
+  curves,
+  errors,
+  figures,
+  paper_rows,
+  pretrained,
+  stopping,
+  train,
+  workdir_lock,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PIECE_MINUTES = 55  # --rows=next: one piece, committed as soon as it stops.
@@ -74,8 +84,10 @@ def cpu_model() -> str:
 def hardware() -> str:
   device = jax.devices()[0]
   kind = device.device_kind if device.platform != "cpu" else cpu_model()
-  return (f"{jax.device_count()} x {kind} ({device.platform}), {os.cpu_count()} CPU cores, "
-          f"jax {jax.__version__}")
+  return (
+    f"{jax.device_count()} x {kind} ({device.platform}), {os.cpu_count()} CPU cores, "
+    f"jax {jax.__version__}"
+  )
 
 
 def latest_step(workdir: str, config) -> int:
@@ -94,16 +106,26 @@ def repo_relative(path: str) -> str:
 def unreadable_checkpoint(error: checkpoints.CheckpointError, workdir: str) -> RowError:
   rel = repo_relative(workdir)
   return RowError(
-      f"{error} The row's state is committed in git, one checkpoint per commit: "
-      f"`git log --oneline -- {rel}` lists those commits, and `git checkout <commit> -- {rel}` "
-      "brings back the state of the one before the last (delete the unreadable checkpoint "
-      "folder first).")
+    f"{error} The row's state is committed in git, one checkpoint per commit: "
+    f"`git log --oneline -- {rel}` lists those commits, and `git checkout <commit> -- {rel}` "
+    "brings back the state of the one before the last (delete the unreadable checkpoint "
+    "folder first)."
+  )
 
 
-def run_row(row: paper_rows.Row, workroot: str, results_dir: str, *, stop: stopping.StopRequests,
-            command: str, progress: bool = True, report_every_steps: int = 1000,
-            data_dir: str | None = None, manual_dir: str | None = None,
-            pretrained_dir: str | None = None) -> dict:
+def run_row(
+  row: paper_rows.Row,
+  workroot: str,
+  results_dir: str,
+  *,
+  stop: stopping.StopRequests,
+  command: str,
+  progress: bool = True,
+  report_every_steps: int = 1000,
+  data_dir: str | None = None,
+  manual_dir: str | None = None,
+  pretrained_dir: str | None = None,
+) -> dict:
   """Trains `row` on from its workdir to the end and returns its record.
 
   Raises stopping.TrainingStopped (after logging the piece) when `stop` ends the piece.
@@ -112,12 +134,22 @@ def run_row(row: paper_rows.Row, workroot: str, results_dir: str, *, stop: stopp
   """
   config = load_config(row, data_dir, manual_dir)
   workdir = os.path.join(workroot, row.name)
-  log = paper_rows.PieceLog(workdir, command=command, from_step=latest_step(workdir, config),
-                            eval_split=config.data.eval_split, hardware=hardware())
+  log = paper_rows.PieceLog(
+    workdir,
+    command=command,
+    from_step=latest_step(workdir, config),
+    eval_split=config.data.eval_split,
+    hardware=hardware(),
+  )
   try:
-    metrics = train.train_and_evaluate(config, workdir, progress=progress,
-                                       progress_lines_every=report_every_steps,
-                                       should_stop=stop, on_checkpoint=log.update)
+    metrics = train.train_and_evaluate(
+      config,
+      workdir,
+      progress=progress,
+      progress_lines_every=report_every_steps,
+      should_stop=stop,
+      on_checkpoint=log.update,
+    )
   except stopping.TrainingStopped as stopped:
     log.update(stopped.step, f"stopped: {stopped.reason}")
     raise
@@ -130,8 +162,9 @@ def run_row(row: paper_rows.Row, workroot: str, results_dir: str, *, stop: stopp
   return record
 
 
-def write_record(row: paper_rows.Row, config, workdir: str, results_dir: str,
-                 final_eval: dict) -> dict:
+def write_record(
+  row: paper_rows.Row, config, workdir: str, results_dir: str, final_eval: dict
+) -> dict:
   """The finished row's record (its test NLL, evaluated here once), sample grid and
   completion figure under results_dir."""
   test_config = config.copy_and_resolve_references()
@@ -139,32 +172,46 @@ def write_record(row: paper_rows.Row, config, workdir: str, results_dir: str,
   test = train.evaluate_checkpoint(test_config, workdir)
   rows_dir = os.path.join(results_dir, "paper_rows")
   os.makedirs(rows_dir, exist_ok=True)
-  samples = figures.write_samples(config, workdir, num_samples=64,
-                                  path=os.path.join(rows_dir, f"{row.name}_samples.png"))
+  samples = figures.write_samples(
+    config, workdir, num_samples=64, path=os.path.join(rows_dir, f"{row.name}_samples.png")
+  )
   completions = figures.write_completions(
-      test_config, workdir, num_images=8, num_completions=5,
-      path=os.path.join(rows_dir, f"{row.name}_completions.png"))
+    test_config,
+    workdir,
+    num_images=8,
+    num_completions=5,
+    path=os.path.join(rows_dir, f"{row.name}_completions.png"),
+  )
   pieces = paper_rows.read_pieces(workdir)
   spent = paper_rows.totals(pieces)
   ours = test["nll_nats"] if row.unit == "nats" else test["bits_per_dim"]
   record = {
-      "row": row.name, "table": row.table, "model": row.model, "config": row.config,
-      "paper": row.paper, "paper_source": row.source, "unit": row.unit,
-      "ours": round(ours, 2),
-      "nll_nats": test["nll_nats"], "bits_per_dim": test["bits_per_dim"],
-      "eval_split": "test", "eval_precision": "float32 (HIGHEST)",
-      "training_eval_split": config.data.eval_split,
-      "training_eval_nll_nats": final_eval["nll_nats"],
-      "training_precision": config.training.precision,
-      "steps": config.training.num_steps, "batch_size": config.training.batch_size,
-      "images_seen": config.training.num_steps * config.training.batch_size,
-      "wall_time_s": spent["wall_s"], "cpu_time_s": spent["cpu_s"],
-      "hardware": sorted({p["hardware"] for p in pieces}),
-      "date": datetime.date.today().isoformat(),
-      "commands": [p["command"] for p in pieces],
-      "pieces": pieces,
-      "samples_png": os.path.basename(samples["png"]),
-      "completions_png": os.path.basename(completions["png"]),
+    "row": row.name,
+    "table": row.table,
+    "model": row.model,
+    "config": row.config,
+    "paper": row.paper,
+    "paper_source": row.source,
+    "unit": row.unit,
+    "ours": round(ours, 2),
+    "nll_nats": test["nll_nats"],
+    "bits_per_dim": test["bits_per_dim"],
+    "eval_split": "test",
+    "eval_precision": "float32 (HIGHEST)",
+    "training_eval_split": config.data.eval_split,
+    "training_eval_nll_nats": final_eval["nll_nats"],
+    "training_precision": config.training.precision,
+    "steps": config.training.num_steps,
+    "batch_size": config.training.batch_size,
+    "images_seen": config.training.num_steps * config.training.batch_size,
+    "wall_time_s": spent["wall_s"],
+    "cpu_time_s": spent["cpu_s"],
+    "hardware": sorted({p["hardware"] for p in pieces}),
+    "date": datetime.date.today().isoformat(),
+    "commands": [p["command"] for p in pieces],
+    "pieces": pieces,
+    "samples_png": os.path.basename(samples["png"]),
+    "completions_png": os.path.basename(completions["png"]),
   }
   paper_rows.write_json(paper_rows.record_path(results_dir, row), record)
   return record
@@ -176,22 +223,33 @@ def keep_latest_checkpoint(workdir: str) -> int | None:
   if not os.path.isdir(folder):
     return None
   with workdir_lock.WorkdirLock(workdir):
-    steps = sorted(int(name) for name in os.listdir(folder) if name.isdigit() and
-                   os.path.exists(os.path.join(folder, name, "commit_success.txt")))
+    steps = sorted(
+      int(name)
+      for name in os.listdir(folder)
+      if name.isdigit() and os.path.exists(os.path.join(folder, name, "commit_success.txt"))
+    )
     for step in steps[:-1]:
       shutil.rmtree(os.path.join(folder, str(step)))
   return steps[-1] if steps else None
 
 
-def commit_instructions(row: paper_rows.Row, workdir: str, results_dir: str,
-                        step: int | None, finished: bool, pretrained_dir: str | None = None) -> str:
+def commit_instructions(
+  row: paper_rows.Row,
+  workdir: str,
+  results_dir: str,
+  step: int | None,
+  finished: bool,
+  pretrained_dir: str | None = None,
+) -> str:
   paths = [repo_relative(workdir), repo_relative(results_dir)]
   if finished and pretrained_dir is not None:
     paths.append(repo_relative(os.path.join(pretrained_dir, row.name)))
   what = "finished" if finished else f"at step {step:,}" if step else "with no checkpoint"
-  return (f"{row.name}: the row's state {what}. Commit it now, from the repository root:\n"
-          f"  git add -A -- {' '.join(shlex.quote(p) for p in paths)} && "
-          f"git commit -m {shlex.quote(f'Row {row.name}: ' + (what if finished else f'step {step}'))}")
+  return (
+    f"{row.name}: the row's state {what}. Commit it now, from the repository root:\n"
+    f"  git add -A -- {' '.join(shlex.quote(p) for p in paths)} && "
+    f"git commit -m {shlex.quote(f'Row {row.name}: ' + (what if finished else f'step {step}'))}"
+  )
 
 
 def selected_rows(names: list[str], recipe: str, results_dir: str) -> list[paper_rows.Row]:
@@ -207,8 +265,9 @@ def selected_rows(names: list[str], recipe: str, results_dir: str) -> list[paper
     names = list(by_name)
   unknown = [n for n in names if n not in by_name]
   if unknown:
-    raise RowError(f"Unknown rows {unknown} for --recipe={recipe}; valid: {list(by_name)}, "
-                   "'all' or 'next'.")
+    raise RowError(
+      f"Unknown rows {unknown} for --recipe={recipe}; valid: {list(by_name)}, 'all' or 'next'."
+    )
   return paper_rows.recipe_rows([by_name[n] for n in names], recipe)
 
 
@@ -223,34 +282,60 @@ def write_table(results_dir: str, workroot: str) -> str:
       step = latest_step(workdirs[row.name], config)
       if step:
         in_progress[row.name] = paper_rows.in_progress_status(
-            row, workdirs[row.name], step, config.training.num_steps, config.training.batch_size)
+          row, workdirs[row.name], step, config.training.num_steps, config.training.batch_size
+        )
   figures_written = paper_rows.write_curves(rows, results_dir, workdirs)
   return paper_rows.write_table(rows, results_dir, in_progress, figures_written)
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("rows", [], "Rows to run, in order; 'all'; or 'next', the first unrecorded row "
-                  f"of {list(paper_rows.CONTINUE_ORDER)}. Rows: {[r.name for r in paper_rows.ROWS]}.")
-flags.DEFINE_enum("recipe", "paper", paper_rows.RECIPES, "paper: each row's own config (the "
-                  "paper's batch 16 and schedule); large_batch: the same network on batch 128 "
-                  "and a short schedule (binarized-MNIST rows), recorded as <row>_large_batch.")
-flags.DEFINE_string("workroot", os.path.join(REPO, "experiments", "rows"),
-                    "Directory of the rows' workdirs.")
-flags.DEFINE_string("results_dir", os.path.join(REPO, "experiments", "results"),
-                    "Where paper_rows/ and paper_tables.md are written.")
-flags.DEFINE_float("time_budget_minutes", None, "Stop at a checkpoint once this much time has "
-                   "passed since the start (the running row's final evaluation and figures "
-                   f"are not interrupted); rerun to continue. --rows=next: {DEFAULT_PIECE_MINUTES} "
-                   "unless given.", lower_bound=0)
-flags.DEFINE_integer("max_steps", None, "Steps each row may take in this invocation.",
-                     lower_bound=1)
-flags.DEFINE_integer("report_every_steps", 1000, "One progress line per this many steps.",
-                     lower_bound=1)
+flags.DEFINE_list(
+  "rows",
+  [],
+  "Rows to run, in order; 'all'; or 'next', the first unrecorded row "
+  f"of {list(paper_rows.CONTINUE_ORDER)}. Rows: {[r.name for r in paper_rows.ROWS]}.",
+)
+flags.DEFINE_enum(
+  "recipe",
+  "paper",
+  paper_rows.RECIPES,
+  "paper: each row's own config (the "
+  "paper's batch 16 and schedule); large_batch: the same network on batch 128 "
+  "and a short schedule (binarized-MNIST rows), recorded as <row>_large_batch.",
+)
+flags.DEFINE_string(
+  "workroot", os.path.join(REPO, "experiments", "rows"), "Directory of the rows' workdirs."
+)
+flags.DEFINE_string(
+  "results_dir",
+  os.path.join(REPO, "experiments", "results"),
+  "Where paper_rows/ and paper_tables.md are written.",
+)
+flags.DEFINE_float(
+  "time_budget_minutes",
+  None,
+  "Stop at a checkpoint once this much time has "
+  "passed since the start (the running row's final evaluation and figures "
+  f"are not interrupted); rerun to continue. --rows=next: {DEFAULT_PIECE_MINUTES} "
+  "unless given.",
+  lower_bound=0,
+)
+flags.DEFINE_integer(
+  "max_steps", None, "Steps each row may take in this invocation.", lower_bound=1
+)
+flags.DEFINE_integer(
+  "report_every_steps", 1000, "One progress line per this many steps.", lower_bound=1
+)
 flags.DEFINE_string("data_dir", None, "TFDS data_dir for the CIFAR-10 rows.")
-flags.DEFINE_string("manual_dir", None, "TFDS manual_dir holding cifar-10-binary.tar.gz, to build "
-                    "CIFAR-10 offline.")
-flags.DEFINE_string("pretrained_dir", pretrained.PRETRAINED_DIR, "Where a finished row's EMA "
-                    "parameters are installed as a pretrained model (the package's own folder).")
+flags.DEFINE_string(
+  "manual_dir", None, "TFDS manual_dir holding cifar-10-binary.tar.gz, to build CIFAR-10 offline."
+)
+flags.DEFINE_string(
+  "pretrained_dir",
+  pretrained.PRETRAINED_DIR,
+  "Where a finished row's EMA "
+  "parameters are installed as a pretrained model (the package's own folder).",
+)
 flags.DEFINE_bool("table_only", False, "Only rewrite paper_tables.md and the curves.")
 flags.DEFINE_bool("progress", True, "Print progress lines.")
 
@@ -275,10 +360,18 @@ def main(argv):
     finished = False
     try:
       with stopping.StopRequests(deadline_s=deadline, max_steps=FLAGS.max_steps) as stop:
-        record = run_row(row, FLAGS.workroot, FLAGS.results_dir, stop=stop, command=command,
-                         progress=FLAGS.progress, report_every_steps=FLAGS.report_every_steps,
-                         data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                         pretrained_dir=FLAGS.pretrained_dir)
+        record = run_row(
+          row,
+          FLAGS.workroot,
+          FLAGS.results_dir,
+          stop=stop,
+          command=command,
+          progress=FLAGS.progress,
+          report_every_steps=FLAGS.report_every_steps,
+          data_dir=FLAGS.data_dir,
+          manual_dir=FLAGS.manual_dir,
+          pretrained_dir=FLAGS.pretrained_dir,
+        )
       finished = True
       print(f"{row.name}: test NLL {record['ours']} {row.unit} (paper {row.paper}).", flush=True)
     except stopping.TrainingStopped as stopped:
@@ -290,11 +383,16 @@ def main(argv):
     print(f"Wrote {write_table(FLAGS.results_dir, FLAGS.workroot)}")
     flat = paper_rows.plateau(curves.eval_curve(workdir))
     if flat is not None and not finished:
-      print(f"Warning: {row.name} gained {flat:.2f} nats over its last "
-            f"{paper_rows.PLATEAU_WINDOW_STEPS:,} steps: argue it from its curve and change its "
-            "config rather than train it on.", flush=True)
-    print(commit_instructions(row, workdir, FLAGS.results_dir, step, finished,
-                              FLAGS.pretrained_dir), flush=True)
+      print(
+        f"Warning: {row.name} gained {flat:.2f} nats over its last "
+        f"{paper_rows.PLATEAU_WINDOW_STEPS:,} steps: argue it from its curve and change its "
+        "config rather than train it on.",
+        flush=True,
+      )
+    print(
+      commit_instructions(row, workdir, FLAGS.results_dir, step, finished, FLAGS.pretrained_dir),
+      flush=True,
+    )
     if exit_status or (deadline is not None and time.monotonic() >= deadline):
       break
   if not rows:

@@ -39,12 +39,21 @@ class PixelCNN(torch.nn.Module):
     super().__init__()
     self.num_channels, self.num_levels = num_channels, num_levels
     b = dict(num_channels=num_channels, mask_type="B")
-    self.input_conv = MaskedConv(num_channels, 2 * hidden_dim, 7, num_channels=num_channels,
-                                 mask_type="A")
-    self.blocks = torch.nn.ModuleList([torch.nn.ModuleDict({
-        "reduce": MaskedConv(2 * hidden_dim, hidden_dim, 1, **b),
-        "conv": MaskedConv(hidden_dim, hidden_dim, 3, **b),
-        "expand": MaskedConv(hidden_dim, 2 * hidden_dim, 1, **b)}) for _ in range(num_layers)])
+    self.input_conv = MaskedConv(
+      num_channels, 2 * hidden_dim, 7, num_channels=num_channels, mask_type="A"
+    )
+    self.blocks = torch.nn.ModuleList(
+      [
+        torch.nn.ModuleDict(
+          {
+            "reduce": MaskedConv(2 * hidden_dim, hidden_dim, 1, **b),
+            "conv": MaskedConv(hidden_dim, hidden_dim, 3, **b),
+            "expand": MaskedConv(hidden_dim, 2 * hidden_dim, 1, **b),
+          }
+        )
+        for _ in range(num_layers)
+      ]
+    )
     self.hidden = MaskedConv(2 * hidden_dim, output_dim, 1, **b)
     self.logits = MaskedConv(output_dim, num_channels * num_levels, 1, **b)
 
@@ -62,12 +71,18 @@ class PixelCNN(torch.nn.Module):
 def build(config, device) -> PixelCNN:
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   m = config.model
-  return PixelCNN(num_channels=image_shape[-1], num_levels=num_levels, hidden_dim=m.hidden_dim,
-                  num_layers=m.num_layers, output_dim=m.output_dim).to(device)
+  return PixelCNN(
+    num_channels=image_shape[-1],
+    num_levels=num_levels,
+    hidden_dim=m.hidden_dim,
+    num_layers=m.num_layers,
+    output_dim=m.output_dim,
+  ).to(device)
 
 
 def load_jax_params(model: PixelCNN, params) -> None:
   """Copies pixelrnn PixelCNN parameters (an nnx.State of the same sizes) into `model`."""
+
   def copy(conv, ours):
     kernel = np.asarray(ours["conv"]["kernel"][...])
     conv.weight.data.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))
@@ -86,15 +101,20 @@ def make_step(model: PixelCNN, config, mode: str):
   opt = config.optimizer
   parameters = list(model.parameters())
   if opt.name == "rmsprop":
-    optimizer = torch.optim.RMSprop(parameters, lr=opt.learning_rate, alpha=opt.rmsprop_decay,
-                                    eps=opt.eps, foreach=True)
+    optimizer = torch.optim.RMSprop(
+      parameters, lr=opt.learning_rate, alpha=opt.rmsprop_decay, eps=opt.eps, foreach=True
+    )
   else:
-    optimizer = torch.optim.Adam(parameters, lr=opt.learning_rate,
-                                 betas=(opt.adam_b1, opt.adam_b2), eps=opt.eps, foreach=True)
+    optimizer = torch.optim.Adam(
+      parameters, lr=opt.learning_rate, betas=(opt.adam_b1, opt.adam_b2), eps=opt.eps, foreach=True
+    )
   ema = [p.detach().clone() for p in parameters]
   decay = config.training.ema_decay
-  network = model if mode == "eager" else torch.compile(
-      model, mode="reduce-overhead" if mode == "compile+cudagraphs" else "default")
+  network = (
+    model
+    if mode == "eager"
+    else torch.compile(model, mode="reduce-overhead" if mode == "compile+cudagraphs" else "default")
+  )
 
   def update():
     if opt.grad_clip_norm > 0:
@@ -126,8 +146,12 @@ def benchmark(config, mode: str, warmup_steps: int, timed_steps: int) -> dict:
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   batch_size = config.training.batch_size
   rng = np.random.default_rng(0)
-  batches = [torch.from_numpy(rng.integers(0, num_levels, (batch_size,) + image_shape)
-                              .transpose(0, 3, 1, 2).copy()).to(device) for _ in range(2)]
+  batches = [
+    torch.from_numpy(
+      rng.integers(0, num_levels, (batch_size,) + image_shape).transpose(0, 3, 1, 2).copy()
+    ).to(device)
+    for _ in range(2)
+  ]
   step = make_step(build(config, device), config, mode)
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   start = time.perf_counter()
@@ -142,9 +166,15 @@ def benchmark(config, mode: str, warmup_steps: int, timed_steps: int) -> dict:
     step(batches[i % 2])
   sync()
   step_s = (time.perf_counter() - start) / timed_steps
-  return {"torch": torch.__version__, "torch_mode": mode, "torch_device": device,
-          "model": config.model.name, "batch_size": batch_size,
-          "first_step_s": round(first_s, 3), "train_step_s": round(step_s, 6),
-          "train_images_per_s": round(batch_size / step_s, 2),
-          "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-          "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+  return {
+    "torch": torch.__version__,
+    "torch_mode": mode,
+    "torch_device": device,
+    "model": config.model.name,
+    "batch_size": batch_size,
+    "first_step_s": round(first_s, 3),
+    "train_step_s": round(step_s, 6),
+    "train_images_per_s": round(batch_size / step_s, 2),
+    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+    "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+  }

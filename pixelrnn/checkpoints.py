@@ -26,10 +26,13 @@ def manager(workdir: str, config) -> ocp.CheckpointManager:
   """Orbax's manager of workdir/checkpoints. Saves are synchronous: a failed write
   raises at once (the checkpoints here are megabytes, so little is lost by waiting)."""
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.training.max_checkpoints_to_keep, create=True,
-      enable_async_checkpointing=False)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options)
+    max_to_keep=config.training.max_checkpoints_to_keep,
+    create=True,
+    enable_async_checkpointing=False,
+  )
+  return ocp.CheckpointManager(
+    os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+  )
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, force: bool = False) -> None:
@@ -39,18 +42,24 @@ def save(manager: ocp.CheckpointManager, step: int, state, force: bool = False) 
     manager.save(step, args=ocp.args.StandardSave(state), force=force)
     manager.wait_until_finished()
   except Exception as e:  # Orbax raises many types (OSError, ValueError, its own).
-    kept = (f"the last complete checkpoint, step {previous}, is intact" if previous is not None
-            else "no earlier checkpoint exists")
+    kept = (
+      f"the last complete checkpoint, step {previous}, is intact"
+      if previous is not None
+      else "no earlier checkpoint exists"
+    )
     raise CheckpointSaveError(
-        f"Saving the checkpoint of step {step} in {manager.directory} failed "
-        f"({type(e).__name__}: {e}); {kept}. Fix the cause and rerun to resume.") from e
+      f"Saving the checkpoint of step {step} in {manager.directory} failed "
+      f"({type(e).__name__}: {e}); {kept}. Fix the cause and rerun to resume."
+    ) from e
 
 
 def check_workdir(workdir: str) -> None:
   """Raises CheckpointError unless `workdir` is a directory or does not exist yet."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise CheckpointError(f"--workdir {workdir!r} is a file, expected a directory (new or one "
-                          f"written by an earlier run).")
+    raise CheckpointError(
+      f"--workdir {workdir!r} is a file, expected a directory (new or one "
+      f"written by an earlier run)."
+    )
 
 
 def _flatten(prefix: str, group) -> dict:
@@ -69,8 +78,11 @@ _COMPUTATION_KEYS = ("pallas_lstm",)
 
 def _model_identity(config) -> dict:
   """The parts of a config that fix the shapes in a checkpoint, as flat dotted keys."""
-  model = {key: value for key, value in _flatten("model.", config.model).items()
-           if key.rsplit(".", 1)[-1] not in _COMPUTATION_KEYS}
+  model = {
+    key: value
+    for key, value in _flatten("model.", config.model).items()
+    if key.rsplit(".", 1)[-1] not in _COMPUTATION_KEYS
+  }
   return {"data.name": config.data.name, **model}
 
 
@@ -88,14 +100,23 @@ def record_or_check_config(workdir: str, config, write: bool = True) -> None:
       recorded_json = json.load(f)
     # Keys added to the schema after the run started take their defaults.
     recorded = _model_identity(defaults.base_config())
-    recorded.update(_model_identity(ml_collections.ConfigDict(
-        {group: recorded_json.get(group, {}) for group in ("data", "model")})))
-    differing = {k: (recorded.get(k), current.get(k)) for k in set(recorded) | set(current)
-                 if recorded.get(k) != current.get(k)}
+    recorded.update(
+      _model_identity(
+        ml_collections.ConfigDict(
+          {group: recorded_json.get(group, {}) for group in ("data", "model")}
+        )
+      )
+    )
+    differing = {
+      k: (recorded.get(k), current.get(k))
+      for k in set(recorded) | set(current)
+      if recorded.get(k) != current.get(k)
+    }
     if differing:
       raise CheckpointError(
-          f"The checkpoints in {workdir!r} were written for a different model or dataset; "
-          f"(recorded, requested) values: {differing}. Use a new --workdir.")
+        f"The checkpoints in {workdir!r} were written for a different model or dataset; "
+        f"(recorded, requested) values: {differing}. Use a new --workdir."
+      )
     return
   if not write:
     return
@@ -115,12 +136,18 @@ def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = N
   try:
     return _restore(manager, abstract_state, step)
   except Exception as e:  # Orbax and tensorstore raise many types for one unreadable file.
-    raise CheckpointError(f"Checkpoint {step} in {manager.directory} cannot be restored for "
-                          f"this config: {_cause(e)}") from e
+    raise CheckpointError(
+      f"Checkpoint {step} in {manager.directory} cannot be restored for this config: {_cause(e)}"
+    ) from e
 
 
-def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state, *,
-                          warn: Callable[[str], None], set_aside: bool = False):
+def restore_newest_intact(
+  manager: ocp.CheckpointManager,
+  abstract_state,
+  *,
+  warn: Callable[[str], None],
+  set_aside: bool = False,
+):
   """The newest checkpoint of `manager` that restores into `abstract_state`.
 
   A newer checkpoint that cannot be read (a truncated or missing file) is named to
@@ -140,20 +167,23 @@ def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state, *,
       failures.append((step, _cause(e)))
       continue
     for bad_step, cause in failures:
-      where = (f"moved to {_set_aside(manager, bad_step)}" if set_aside
-               else "left where it is")
-      warn(f"checkpoint {bad_step} in {manager.directory} cannot be read ({cause}); it is "
-           f"{where}. Using checkpoint {step}, the newest intact one.")
+      where = f"moved to {_set_aside(manager, bad_step)}" if set_aside else "left where it is"
+      warn(
+        f"checkpoint {bad_step} in {manager.directory} cannot be read ({cause}); it is "
+        f"{where}. Using checkpoint {step}, the newest intact one."
+      )
     if failures:
       manager.reload()
     return state
   if len(failures) == 1:
-    (step, cause), = failures
-    raise CheckpointError(f"Checkpoint {step} in {manager.directory} cannot be restored for "
-                          f"this config: {cause}")
+    ((step, cause),) = failures
+    raise CheckpointError(
+      f"Checkpoint {step} in {manager.directory} cannot be restored for this config: {cause}"
+    )
   causes = "; ".join(f"checkpoint {step}: {cause}" for step, cause in failures)
-  raise CheckpointError(f"No checkpoint in {manager.directory} can be restored for this "
-                        f"config: {causes}")
+  raise CheckpointError(
+    f"No checkpoint in {manager.directory} can be restored for this config: {causes}"
+  )
 
 
 def _restore(manager, abstract_state, step):
@@ -164,14 +194,13 @@ def _cause(error: Exception, limit: int = 300) -> str:
   """An exception as one short line (tensorstore appends kilobytes of its spec)."""
   text = " ".join(str(error).split()).split(" [tensorstore_spec")[0]
   text = f"{type(error).__name__}: {text}"
-  return text if len(text) <= limit else text[:limit - 3] + "..."
+  return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _set_aside(manager: ocp.CheckpointManager, step: int) -> str:
   """Moves checkpoint `step` to <workdir>/corrupt_checkpoints/<step>[.n]; its new path."""
   source = os.path.join(str(manager.directory), str(step))
-  folder = os.path.join(os.path.dirname(str(manager.directory).rstrip("/")),
-                        "corrupt_checkpoints")
+  folder = os.path.join(os.path.dirname(str(manager.directory).rstrip("/")), "corrupt_checkpoints")
   os.makedirs(folder, exist_ok=True)
   target, n = os.path.join(folder, str(step)), 1
   while os.path.exists(target):

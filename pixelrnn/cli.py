@@ -23,8 +23,11 @@ from pixelrnn import defaults, errors
 
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 
-flags.DEFINE_bool("library_logs", False, "Show the INFO logs of the libraries (orbax, absl, "
-                  "TensorFlow), which are hidden by default.")
+flags.DEFINE_bool(
+  "library_logs",
+  False,
+  "Show the INFO logs of the libraries (orbax, absl, TensorFlow), which are hidden by default.",
+)
 
 
 class ConfigFileError(errors.UserError, ValueError):
@@ -34,8 +37,9 @@ class ConfigFileError(errors.UserError, ValueError):
 def load_config(path: str, *args: str) -> ml_collections.ConfigDict:
   """`get_config(*args)` of the config file at `path`."""
   if not os.path.isfile(path):
-    raise ConfigFileError(f"--config={path!r}: no such file; expected a config file such as "
-                          "configs/quickstart.py.")
+    raise ConfigFileError(
+      f"--config={path!r}: no such file; expected a config file such as configs/quickstart.py."
+    )
   try:
     return runpy.run_path(path)["get_config"](*args)
   except Exception as e:  # Whatever the file raises, the user needs its type and message.

@@ -19,8 +19,9 @@ from flax import nnx
 
 from pixelrnn import convolution, likelihood
 
-_UNCONDITIONAL = ("This model was built without conditioning (conditioning_dim=0) but was "
-                  "given a conditioning map.")
+_UNCONDITIONAL = (
+  "This model was built without conditioning (conditioning_dim=0) but was given a conditioning map."
+)
 
 
 def projection(conditioning_dim: int, features: int, rngs: nnx.Rngs) -> nnx.Linear | None:
@@ -32,8 +33,9 @@ def projection(conditioning_dim: int, features: int, rngs: nnx.Rngs) -> nnx.Line
   return nnx.Linear(conditioning_dim, features, use_bias=False, rngs=rngs)
 
 
-def add_bias(pre_activation: jax.Array, layer_projection: nnx.Linear | None,
-             conditioning: jax.Array | None) -> jax.Array:
+def add_bias(
+  pre_activation: jax.Array, layer_projection: nnx.Linear | None, conditioning: jax.Array | None
+) -> jax.Array:
   """pre_activation (..., F) + layer_projection(conditioning (..., c)).
 
   The leading axes of the two must match (a whole map, a row, or a pixel).
@@ -43,13 +45,16 @@ def add_bias(pre_activation: jax.Array, layer_projection: nnx.Linear | None,
       raise ValueError(_UNCONDITIONAL)
     return pre_activation
   if conditioning is None:
-    raise ValueError(f"This model is conditional: it needs a conditioning map with "
-                     f"{layer_projection.in_features} channels.")
+    raise ValueError(
+      f"This model is conditional: it needs a conditioning map with "
+      f"{layer_projection.in_features} channels."
+    )
   return pre_activation + layer_projection(conditioning)
 
 
-def check_map(conditioning: jax.Array | None, images_shape: tuple[int, ...],
-              conditioning_dim: int) -> None:
+def check_map(
+  conditioning: jax.Array | None, images_shape: tuple[int, ...], conditioning_dim: int
+) -> None:
   """Checks a (B, H, W, c) conditioning map against (B, H, W, C) images."""
   if conditioning is None:
     return
@@ -57,8 +62,10 @@ def check_map(conditioning: jax.Array | None, images_shape: tuple[int, ...],
     raise ValueError(_UNCONDITIONAL)
   expected = tuple(images_shape[:3]) + (conditioning_dim,)
   if tuple(conditioning.shape) != expected:
-    raise ValueError(f"The conditioning map must have shape {expected} for images of shape "
-                     f"{tuple(images_shape)}, got {tuple(conditioning.shape)}.")
+    raise ValueError(
+      f"The conditioning map must have shape {expected} for images of shape "
+      f"{tuple(images_shape)}, got {tuple(conditioning.shape)}."
+    )
 
 
 class ConditioningNetwork(nnx.Module):
@@ -69,18 +76,39 @@ class ConditioningNetwork(nnx.Module):
   to the large image's size. Nothing is masked: the small image is given in full.
   """
 
-  def __init__(self, *, num_channels: int, num_levels: int, factor: int,
-               conditioning_dim: int, num_layers: int, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    *,
+    num_channels: int,
+    num_levels: int,
+    factor: int,
+    conditioning_dim: int,
+    num_layers: int,
+    rngs: nnx.Rngs,
+  ):
     if factor < 2:
       raise ValueError(f"The upsampling factor must be >= 2, got {factor}.")
     self.num_levels = num_levels
-    self.embedding = nnx.List([
-        nnx.Conv(num_channels if k == 0 else conditioning_dim, conditioning_dim, (3, 3),
-                 padding="SAME", rngs=rngs)
-        for k in range(num_layers)])
+    self.embedding = nnx.List(
+      [
+        nnx.Conv(
+          num_channels if k == 0 else conditioning_dim,
+          conditioning_dim,
+          (3, 3),
+          padding="SAME",
+          rngs=rngs,
+        )
+        for k in range(num_layers)
+      ]
+    )
     self.upsample = nnx.ConvTranspose(
-        conditioning_dim if num_layers else num_channels, conditioning_dim,
-        kernel_size=(factor, factor), strides=(factor, factor), padding="VALID", rngs=rngs)
+      conditioning_dim if num_layers else num_channels,
+      conditioning_dim,
+      kernel_size=(factor, factor),
+      strides=(factor, factor),
+      padding="VALID",
+      rngs=rngs,
+    )
 
   def __call__(self, small_images: jax.Array) -> jax.Array:
     h = likelihood.to_model_input(small_images, self.num_levels, self.upsample.kernel.dtype)
@@ -96,8 +124,9 @@ class ConditioningNetwork(nnx.Module):
     return blocks.reshape(batch, height * factor, width * factor, -1) + self.upsample.bias[...]
 
 
-def class_map(labels: jax.Array, num_classes: int, height: int, width: int,
-              dtype=jnp.float32) -> jax.Array:
+def class_map(
+  labels: jax.Array, num_classes: int, height: int, width: int, dtype=jnp.float32
+) -> jax.Array:
   """Class labels (B,) -> their one-hot vectors at every pixel, (B, H, W, num_classes):
   the conditioning map of a class-conditional model."""
   one_hot = jax.nn.one_hot(labels, num_classes, dtype=dtype)

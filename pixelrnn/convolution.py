@@ -70,8 +70,9 @@ def _conv_bwd(padding, residuals, g):
   d_x = _conv(g, flipped, [(bottom, top), (right, left)])
   # d kernel[a, b, i, o] = sum_{n, y, x} x_pad[n, y + a, x + b, i] g[n, y, x, o]: a
   # convolution of the input, batch and features swapped, with the cotangent as kernel.
-  d_kernel = _conv(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)),
-                   [(top, bottom), (left, right)])  # (I, kh, kw, O)
+  d_kernel = _conv(
+    jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), [(top, bottom), (left, right)]
+  )  # (I, kh, kw, O)
   return d_x, jnp.transpose(d_kernel, (1, 2, 0, 3))
 
 
@@ -128,7 +129,7 @@ def taps_conv(x: jax.Array, kernel: jax.Array, taps: Taps) -> jax.Array:
     return jnp.einsum("bhwi,io->bhwo", x, kernel[top, left])
   # Rows below the centre are never read, so the bottom needs no padding.
   padded = jnp.pad(x, ((0, 0), (top, 0), (left, kw - 1 - left), (0, 0)))
-  shifted = jnp.concatenate([padded[:, a:a + height, b:b + width] for a, b in taps], axis=-1)
+  shifted = jnp.concatenate([padded[:, a : a + height, b : b + width] for a, b in taps], axis=-1)
   rows = jnp.concatenate([kernel[a, b] for a, b in taps], axis=0)
   return jnp.einsum("bhwi,io->bhwo", shifted, rows)
 

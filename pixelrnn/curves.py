@@ -39,8 +39,11 @@ def eval_curve(workdir: str, metric: str = "nll_nats") -> tuple[tuple[int, float
   """The (step, value) points of workdir's evaluation rows; () without metrics.jsonl."""
   if not os.path.exists(os.path.join(workdir, "metrics.jsonl")):
     return ()
-  return tuple((row["step"], row[metric]) for row in metric_writers.read_metrics(workdir)
-               if row["split"] == "eval" and row.get(metric) is not None)
+  return tuple(
+    (row["step"], row[metric])
+    for row in metric_writers.read_metrics(workdir)
+    if row["split"] == "eval" and row.get(metric) is not None
+  )
 
 
 def binned_means(points, bins: int = 100) -> tuple[tuple[float, float], ...]:
@@ -75,9 +78,15 @@ def _value_range(series, references, y_max: float | None) -> tuple[float, float]
   return lo - pad, hi + pad
 
 
-def draw_chart(series: list[Series], references: list[Reference], *, title: str,
-               x_label: str = "training step", y_label: str = "NLL (nats per image)",
-               y_max: float | None = None) -> Image.Image:
+def draw_chart(
+  series: list[Series],
+  references: list[Reference],
+  *,
+  title: str,
+  x_label: str = "training step",
+  y_label: str = "NLL (nats per image)",
+  y_max: float | None = None,
+) -> Image.Image:
   """A chart of `series` and the `references` as dashed lines. Values above `y_max` (the
   first evaluations of a run, far above the rest) are clipped to the top edge."""
   if not any(s.points for s in series) and not references:
@@ -115,11 +124,15 @@ def draw_chart(series: list[Series], references: list[Reference], *, title: str,
     if len(points) <= MAX_DOTS:
       for x, y in points:
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ser.color)
-  legend = [(s.label, s.color, False) for s in series] + [(r.label, r.color, True)
-                                                           for r in references]
+  legend = [(s.label, s.color, False) for s in series] + [
+    (r.label, r.color, True) for r in references
+  ]
   x = WIDTH - RIGHT - 330
-  draw.rectangle([x - 6, TOP + 4, WIDTH - RIGHT - 4, TOP + 14 + 16 * len(legend)], fill="white",
-                 outline="#999999")
+  draw.rectangle(
+    [x - 6, TOP + 4, WIDTH - RIGHT - 4, TOP + 14 + 16 * len(legend)],
+    fill="white",
+    outline="#999999",
+  )
   for k, (label, color, dashed) in enumerate(legend):
     y = TOP + 10 + 16 * k
     if dashed:

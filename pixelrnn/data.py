@@ -25,13 +25,23 @@ BINARIZED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "data_files", "bin
 
 # sha256 of the uncompressed .amat text (the values TFDS records for binarized_mnist).
 BINARIZED_MNIST_FILES = {
-    "train": ("binarized_mnist_train.amat.gz", 50000,
-              "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
-    "validation": ("binarized_mnist_valid.amat.gz", 10000,
-                   "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2"),
-    "test": ("binarized_mnist_test.amat.gz", 10000,
-             "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
+  "train": (
+    "binarized_mnist_train.amat.gz",
+    50000,
+    "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d",
+  ),
+  "validation": (
+    "binarized_mnist_valid.amat.gz",
+    10000,
+    "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
+  ),
+  "test": (
+    "binarized_mnist_test.amat.gz",
+    10000,
+    "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c",
+  ),
 }
+
 
 class DataError(errors.UserError, ValueError):
   """A data file or dataset request is not what was expected."""
@@ -41,6 +51,7 @@ class DataError(errors.UserError, ValueError):
 class Dataset:
   """Images of one split: `images` is uint8 (N, H, W, C) with values in [0, num_levels);
   `labels`, for a labelled dataset, int32 (N,) class indices."""
+
   images: np.ndarray
   num_levels: int
   labels: np.ndarray | None = None
@@ -54,8 +65,7 @@ class Dataset:
     return int(np.prod(self.images.shape[1:]))
 
 
-def parse_amat(path: str, expected_sha256: str | None = None,
-               image_size: int = 28) -> np.ndarray:
+def parse_amat(path: str, expected_sha256: str | None = None, image_size: int = 28) -> np.ndarray:
   """Parses a gzipped binarized-MNIST .amat file into uint8 (N, 28, 28, 1).
 
   Each line holds image_size**2 values '0' or '1' separated by single spaces, so the
@@ -72,13 +82,16 @@ def parse_amat(path: str, expected_sha256: str | None = None,
     actual = hashlib.sha256(text).hexdigest()
     if actual != expected_sha256:
       raise DataError(
-          f"Binarized MNIST file {path!r} is corrupted: sha256 of its uncompressed "
-          f"content is {actual}, expected {expected_sha256}.")
+        f"Binarized MNIST file {path!r} is corrupted: sha256 of its uncompressed "
+        f"content is {actual}, expected {expected_sha256}."
+      )
   pixels = image_size * image_size
   raw = np.frombuffer(text, np.uint8)
   if raw.size % (2 * pixels) != 0:
-    raise DataError(f"{path!r}: {raw.size} bytes is not a whole number of "
-                    f"{pixels}-value lines of the form '0 1 ... 0\\n'.")
+    raise DataError(
+      f"{path!r}: {raw.size} bytes is not a whole number of "
+      f"{pixels}-value lines of the form '0 1 ... 0\\n'."
+    )
   rows = raw.reshape(-1, pixels, 2)
   separators = rows[:, :, 1]
   if not (np.all(separators[:, :-1] == ord(" ")) and np.all(separators[:, -1] == ord("\n"))):
@@ -92,8 +105,9 @@ def parse_amat(path: str, expected_sha256: str | None = None,
 def load_binarized_mnist(split: str, data_dir: str = BINARIZED_MNIST_DIR) -> Dataset:
   """Loads a binarized MNIST split: 'train', 'validation' or 'test'."""
   if split not in BINARIZED_MNIST_FILES:
-    raise DataError(f"Unknown binarized_mnist split {split!r}; valid splits: "
-                    f"{sorted(BINARIZED_MNIST_FILES)}.")
+    raise DataError(
+      f"Unknown binarized_mnist split {split!r}; valid splits: {sorted(BINARIZED_MNIST_FILES)}."
+    )
   filename, count, sha256 = BINARIZED_MNIST_FILES[split]
   images = parse_amat(os.path.join(data_dir, filename), sha256)
   if images.shape[0] != count:
@@ -101,8 +115,9 @@ def load_binarized_mnist(split: str, data_dir: str = BINARIZED_MNIST_DIR) -> Dat
   return Dataset(images=images, num_levels=2)
 
 
-def load_tfds(name: str, split: str, data_dir: str | None = None,
-              manual_dir: str | None = None) -> Dataset:
+def load_tfds(
+  name: str, split: str, data_dir: str | None = None, manual_dir: str | None = None
+) -> Dataset:
   """Loads a whole TFDS split as uint8 (N, H, W, C), building it first if needed.
 
   `manual_dir` is passed as `DownloadConfig(manual_dir=...)`: with the dataset's
@@ -124,16 +139,18 @@ def load_tfds(name: str, split: str, data_dir: str | None = None,
     raise DataError(f"TFDS {name}/{split} is empty.")
   images = np.concatenate([batch["image"] for batch in chunks])
   if images.dtype != np.uint8 or images.ndim != 4:
-    raise DataError(f"TFDS {name}/{split} gave images {images.shape} {images.dtype}, "
-                    f"expected uint8 (N, H, W, C).")
+    raise DataError(
+      f"TFDS {name}/{split} gave images {images.shape} {images.dtype}, expected uint8 (N, H, W, C)."
+    )
   labels = np.concatenate([batch["label"] for batch in chunks]).astype(np.int32)
   return Dataset(images=images, num_levels=256, labels=labels)
 
 
 def threshold(dataset: Dataset) -> Dataset:
   """Binary images: level 1 where the 8-bit intensity is >= `datasets.THRESHOLD`."""
-  return dataclasses.replace(dataset, images=(dataset.images >= datasets.THRESHOLD).astype(np.uint8),
-                             num_levels=2)
+  return dataclasses.replace(
+    dataset, images=(dataset.images >= datasets.THRESHOLD).astype(np.uint8), num_levels=2
+  )
 
 
 def load_dataset(data_config, split: str) -> Dataset:
@@ -144,8 +161,9 @@ def load_dataset(data_config, split: str) -> Dataset:
   if name in datasets.TFDS_SPLITS:
     return load_tfds(name, split, data_config.data_dir, data_config.manual_dir)
   if name in datasets.THRESHOLDED:
-    return threshold(load_tfds(datasets.THRESHOLDED[name], split, data_config.data_dir,
-                               data_config.manual_dir))
+    return threshold(
+      load_tfds(datasets.THRESHOLDED[name], split, data_config.data_dir, data_config.manual_dir)
+    )
   raise DataError(f"Unknown dataset {name!r}; valid datasets: {list(datasets.NAMES)}.")
 
 
@@ -153,12 +171,15 @@ def check_images(images: np.ndarray, image_shape: tuple[int, int, int], num_leve
   """Raises DataError unless `images` is an integer (N, *image_shape) array in [0, K)."""
   images = np.asarray(images)
   if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
-    raise DataError(f"images have shape {images.shape}, expected (N, {', '.join(map(str, image_shape))}).")
+    raise DataError(
+      f"images have shape {images.shape}, expected (N, {', '.join(map(str, image_shape))})."
+    )
   if not np.issubdtype(images.dtype, np.integer):
     raise DataError(f"images have dtype {images.dtype}, expected integer levels (e.g. uint8).")
   if images.size and (images.min() < 0 or images.max() >= num_levels):
-    raise DataError(f"image values span [{images.min()}, {images.max()}], expected levels in "
-                    f"[0, {num_levels}).")
+    raise DataError(
+      f"image values span [{images.min()}, {images.max()}], expected levels in [0, {num_levels})."
+    )
 
 
 def check_labels(labels: np.ndarray, num_images: int, num_classes: int) -> None:
@@ -169,8 +190,9 @@ def check_labels(labels: np.ndarray, num_images: int, num_classes: int) -> None:
   if not np.issubdtype(labels.dtype, np.integer):
     raise DataError(f"labels have dtype {labels.dtype}, expected integer classes.")
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise DataError(f"labels span [{labels.min()}, {labels.max()}], expected classes in "
-                    f"[0, {num_classes}).")
+    raise DataError(
+      f"labels span [{labels.min()}, {labels.max()}], expected classes in [0, {num_classes})."
+    )
 
 
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
@@ -178,8 +200,9 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-def train_batch_indices(num_examples: int, batch_size: int, seed: int,
-                        start_step: int = 0) -> Iterator[np.ndarray]:
+def train_batch_indices(
+  num_examples: int, batch_size: int, seed: int, start_step: int = 0
+) -> Iterator[np.ndarray]:
   """Yields the (batch_size,) int32 example indices of steps start_step, start_step + 1, ...
 
   Each epoch is a fresh permutation drawn from (seed, epoch); the last incomplete
@@ -195,12 +218,13 @@ def train_batch_indices(num_examples: int, batch_size: int, seed: int,
       epoch = step // steps_per_epoch
       perm = epoch_permutation(num_examples, seed, epoch).astype(np.int32)
     offset = (step % steps_per_epoch) * batch_size
-    yield perm[offset:offset + batch_size]
+    yield perm[offset : offset + batch_size]
     step += 1
 
 
-def train_batches(images: np.ndarray, batch_size: int, seed: int,
-                  start_step: int = 0) -> Iterator[np.ndarray]:
+def train_batches(
+  images: np.ndarray, batch_size: int, seed: int, start_step: int = 0
+) -> Iterator[np.ndarray]:
   """Yields the training batches (B, H, W, C) of steps start_step, start_step + 1, ...:
   images[indices] for `train_batch_indices`."""
   for indices in train_batch_indices(images.shape[0], batch_size, seed, start_step):
@@ -214,10 +238,10 @@ def eval_batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarr
   batch is padded with zeros and `valid` (bool, (batch_size,)) marks its real rows.
   """
   for start in range(0, images.shape[0], batch_size):
-    batch = images[start:start + batch_size]
+    batch = images[start : start + batch_size]
     valid = np.ones(batch_size, bool)
     if batch.shape[0] < batch_size:
-      valid[batch.shape[0]:] = False
+      valid[batch.shape[0] :] = False
       pad = np.zeros((batch_size - batch.shape[0],) + batch.shape[1:], batch.dtype)
       batch = np.concatenate([batch, pad])
     yield batch, valid

@@ -12,10 +12,10 @@ THRESHOLDED = {"mnist_thresholded": "mnist"}
 NAMES = ("binarized_mnist",) + tuple(TFDS_SPLITS) + tuple(THRESHOLDED)
 # (H, W, C) and number of levels of each dataset's images.
 IMAGE_SPECS = {
-    "binarized_mnist": ((28, 28, 1), 2),
-    "mnist": ((28, 28, 1), 256),
-    "cifar10": ((32, 32, 3), 256),
-    "mnist_thresholded": ((28, 28, 1), 2),
+  "binarized_mnist": ((28, 28, 1), 2),
+  "mnist": ((28, 28, 1), 256),
+  "cifar10": ((32, 32, 3), 256),
+  "mnist_thresholded": ((28, 28, 1), 2),
 }
 # The number of classes of the datasets whose images carry labels (binarized MNIST's
 # fixed binarization has none).

@@ -112,11 +112,14 @@ def _check_keys(config, schema, prefix: str) -> None:
     if key not in schema:
       close = _closest_key(key, schema, prefix)
       hint = f"did you mean {close!r}? " if close else ""
-      raise ConfigError(f"Unknown config key {path!r}; {hint}valid keys here: "
-                        f"{sorted(schema.keys())}.")
+      raise ConfigError(
+        f"Unknown config key {path!r}; {hint}valid keys here: {sorted(schema.keys())}."
+      )
     if isinstance(schema[key], ml_collections.ConfigDict):
       if not isinstance(config[key], ml_collections.ConfigDict):
-        raise ConfigError(f"Config key {path!r} must be a group with keys {sorted(schema[key].keys())}.")
+        raise ConfigError(
+          f"Config key {path!r} must be a group with keys {sorted(schema[key].keys())}."
+        )
       _check_keys(config[key], schema[key], path + ".")
   for key in schema.keys():
     if key not in config:
@@ -199,15 +202,19 @@ def _check_num_classes(config) -> None:
     return
   if name not in datasets.NUM_CLASSES:
     raise ConfigError(
-        f"model.num_classes={num_classes} makes the model class-conditional, but the dataset "
-        f"{name!r} has no labels; labelled datasets: {sorted(datasets.NUM_CLASSES)} "
-        f"(mnist_thresholded is binary MNIST with its labels).")
+      f"model.num_classes={num_classes} makes the model class-conditional, but the dataset "
+      f"{name!r} has no labels; labelled datasets: {sorted(datasets.NUM_CLASSES)} "
+      f"(mnist_thresholded is binary MNIST with its labels)."
+    )
   if num_classes != datasets.NUM_CLASSES[name]:
-    raise ConfigError(f"model.num_classes={num_classes}, but {name} has "
-                      f"{datasets.NUM_CLASSES[name]} classes.")
+    raise ConfigError(
+      f"model.num_classes={num_classes}, but {name} has {datasets.NUM_CLASSES[name]} classes."
+    )
   if config.model.multiscale.factor > 1:
-    raise ConfigError("model.num_classes > 0 needs a single-scale model "
-                      "(model.multiscale.factor=1): the multi-scale model is not class-conditional.")
+    raise ConfigError(
+      "model.num_classes > 0 needs a single-scale model "
+      "(model.multiscale.factor=1): the multi-scale model is not class-conditional."
+    )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -218,27 +225,39 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
   _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
-  _check_choice("training.multiscale_objective", config.training.multiscale_objective,
-                MULTISCALE_OBJECTIVES)
+  _check_choice(
+    "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
+  )
   ms = config.model.multiscale
   _check_choice("model.multiscale.small.name", ms.small.name, tuple(models.MODEL_CLASSES))
   if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
-    raise ConfigError(f"model.multiscale.factor must be an integer >= 1 (1: single-scale), "
-                      f"got {ms.factor!r}.")
+    raise ConfigError(
+      f"model.multiscale.factor must be an integer >= 1 (1: single-scale), got {ms.factor!r}."
+    )
   height, width = datasets.IMAGE_SPECS[config.data.name][0][:2]
   if ms.factor > 1 and (height % ms.factor or width % ms.factor):
-    raise ConfigError(f"model.multiscale.factor={ms.factor} must divide the {config.data.name} "
-                      f"image size {height}x{width}.")
+    raise ConfigError(
+      f"model.multiscale.factor={ms.factor} must divide the {config.data.name} "
+      f"image size {height}x{width}."
+    )
   if not isinstance(ms.embedding_layers, int) or ms.embedding_layers < 0:
-    raise ConfigError(f"model.multiscale.embedding_layers must be an integer >= 0, got "
-                      f"{ms.embedding_layers!r}.")
+    raise ConfigError(
+      f"model.multiscale.embedding_layers must be an integer >= 0, got {ms.embedding_layers!r}."
+    )
   for group, keys in {
-      "model": ("hidden_dim", "num_layers", "output_dim"),
-      "model.multiscale": ("conditioning_dim",),
-      "model.multiscale.small": ("hidden_dim", "num_layers", "output_dim"),
-      "training": ("batch_size", "num_steps", "log_every_steps", "eval_every_steps",
-                   "eval_batch_size", "checkpoint_every_steps", "max_checkpoints_to_keep"),
-      "optimizer": ("learning_rate", "eps"),
+    "model": ("hidden_dim", "num_layers", "output_dim"),
+    "model.multiscale": ("conditioning_dim",),
+    "model.multiscale.small": ("hidden_dim", "num_layers", "output_dim"),
+    "training": (
+      "batch_size",
+      "num_steps",
+      "log_every_steps",
+      "eval_every_steps",
+      "eval_batch_size",
+      "checkpoint_every_steps",
+      "max_checkpoints_to_keep",
+    ),
+    "optimizer": ("learning_rate", "eps"),
   }.items():
     section = config
     for name in group.split("."):
@@ -250,8 +269,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       if not isinstance(section[key], bool):
         raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
     if section.pallas_lstm and section.name not in models.names_with_key("pallas_lstm"):
-      raise ConfigError(f"{group}.pallas_lstm applies to the recurrent models "
-                        f"{models.names_with_key('pallas_lstm')}, not {section.name!r}.")
+      raise ConfigError(
+        f"{group}.pallas_lstm applies to the recurrent models "
+        f"{models.names_with_key('pallas_lstm')}, not {section.name!r}."
+      )
   _check_num_classes(config)
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
   _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)

@@ -49,7 +49,7 @@ def skew(x: jax.Array) -> jax.Array:
   """(B, H, W, C) -> (B, H, W + H - 1, C): row i shifted right by i, zeros elsewhere."""
   b, h, w, c = x.shape
   padded = jnp.pad(x, ((0, 0), (0, 0), (0, h), (0, 0)))  # Rows of length W + H.
-  flat = padded.reshape(b, h * (w + h), c)[:, :h * (w + h - 1)]
+  flat = padded.reshape(b, h * (w + h), c)[:, : h * (w + h - 1)]
   return flat.reshape(b, h, w + h - 1, c)
 
 
@@ -57,8 +57,10 @@ def unskew(x: jax.Array, width: int) -> jax.Array:
   """The exact inverse of `skew`: (B, H, W + H - 1, C) -> (B, H, W, C)."""
   b, h, skewed_width, c = x.shape
   if skewed_width != width + h - 1:
-    raise ValueError(f"A skewed map of height {h} and width {width} has "
-                     f"{width + h - 1} columns, got {skewed_width}.")
+    raise ValueError(
+      f"A skewed map of height {h} and width {width} has "
+      f"{width + h - 1} columns, got {skewed_width}."
+    )
   flat = jnp.pad(x.reshape(b, h * skewed_width, c), ((0, 0), (0, h), (0, 0)))
   return flat.reshape(b, h, skewed_width + 1, c)[:, :, :width]
 
@@ -82,12 +84,15 @@ def scan_phases(height: int, width: int, num_phases: int) -> list[tuple[int, int
   """
   length = width + height - 1
   bounds = np.linspace(0, length, min(num_phases, length) + 1).round().astype(int)
-  return [(int(t0), int(t1), max(0, int(t0) - width), min(height, int(t1)))
-          for t0, t1 in zip(bounds[:-1], bounds[1:])]
+  return [
+    (int(t0), int(t1), max(0, int(t0) - width), min(height, int(t1)))
+    for t0, t1 in zip(bounds[:-1], bounds[1:])
+  ]
 
 
-def phased_lstm_scan(gates_in: jax.Array, kernel: jax.Array, valid: jax.Array,
-                     num_phases: int) -> jax.Array:
+def phased_lstm_scan(
+  gates_in: jax.Array, kernel: jax.Array, valid: jax.Array, num_phases: int
+) -> jax.Array:
   """`lstm_scan` with `column_state_to_state` over the skewed columns, in phases.
 
   gates_in: (L, 2, B, H, 4h); valid: (L, 1, 1, H, 1). Returns (L, 2, B, H, h), the same
@@ -100,8 +105,13 @@ def phased_lstm_scan(gates_in: jax.Array, kernel: jax.Array, valid: jax.Array,
   outputs = []
   for t0, t1, lo, hi in scan_phases(height, width, num_phases):
     seq, (cell, hidden) = lstm_scan(
-        gates_in[t0:t1, :, :, lo:hi], kernel, column_state_to_state, valid[t0:t1, :, :, lo:hi],
-        initial=(cell[:, :, lo:hi], hidden[:, :, lo:hi]), return_final=True)
+      gates_in[t0:t1, :, :, lo:hi],
+      kernel,
+      column_state_to_state,
+      valid[t0:t1, :, :, lo:hi],
+      initial=(cell[:, :, lo:hi], hidden[:, :, lo:hi]),
+      return_final=True,
+    )
     rows = ((0, 0), (0, 0), (lo, height - hi), (0, 0))
     cell, hidden = jnp.pad(cell, rows), jnp.pad(hidden, rows)
     outputs.append(jnp.pad(seq, ((0, 0),) + rows))
@@ -134,25 +144,41 @@ class DiagonalBiLSTMLayer(nnx.Module):
   # The state-to-state kernel's taps [h(i - 1), h(i)] along a skewed column.
   taps = (-1, 0)
 
-  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0, num_phases: int = 4, pallas_lstm: bool = False):
+  def __init__(
+    self,
+    in_features: int,
+    hidden_dim: int,
+    *,
+    num_channels: int,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+    num_phases: int = 4,
+    pallas_lstm: bool = False,
+  ):
     self.hidden_dim = hidden_dim
     self.num_phases = num_phases
     self.pallas_lstm = pallas_lstm
     self.conditioning_lr = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.conditioning_rl = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     gate_groups = masks.gate_groups(hidden_dim, num_channels, 4)
-    conv = lambda: masks.MaskedConv(in_features, 4 * hidden_dim, (1, 1),
-                                    num_channels=num_channels, mask_type="B",
-                                    out_groups=gate_groups, rngs=rngs)
+    conv = lambda: masks.MaskedConv(
+      in_features,
+      4 * hidden_dim,
+      (1, 1),
+      num_channels=num_channels,
+      mask_type="B",
+      out_groups=gate_groups,
+      rngs=rngs,
+    )
     self.input_to_state_lr = conv()
     self.input_to_state_rl = conv()
     # Per direction, the 2x1 column kernel as one matrix over [h(i - 1), h(i)].
     init = nnx.initializers.lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(0,))
     self.state_to_state = nnx.Param(init(rngs.params(), (2, 2 * hidden_dim, 4 * hidden_dim)))
 
-  def directions(self, x: jax.Array, conditioning: jax.Array | None = None
-                 ) -> tuple[jax.Array, jax.Array]:
+  def directions(
+    self, x: jax.Array, conditioning: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """The two directions' hidden maps (B, H, W, h), the right-to-left one unshifted.
 
     x: (B, H, W, F); conditioning: (B, H, W, c) for a conditional layer.
@@ -161,24 +187,33 @@ class DiagonalBiLSTMLayer(nnx.Module):
     # Both directions' 1x1 input-to-state convolutions as one batched matmul over the
     # input and its mirror image, stacked on a leading axis: cheaper than two
     # convolutions whose outputs are then stacked, mostly in the backward pass.
-    kernels, biases = zip(*(conv.weights() for conv in
-                            (self.input_to_state_lr, self.input_to_state_rl)))
+    kernels, biases = zip(
+      *(conv.weights() for conv in (self.input_to_state_lr, self.input_to_state_rl))
+    )
     inputs = jnp.stack([x, x[:, :, ::-1]])  # (2, B, H, W, F)
-    gates = (jnp.einsum("dbhwf,dfn->dbhwn", inputs, jnp.stack(kernels)[:, 0, 0])
-             + jnp.stack(biases)[:, None, None, None])
+    gates = (
+      jnp.einsum("dbhwf,dfn->dbhwn", inputs, jnp.stack(kernels)[:, 0, 0])
+      + jnp.stack(biases)[:, None, None, None]
+    )
     if conditioning is not None or self.conditioning_lr is not None:
       flipped = None if conditioning is None else conditioning[:, :, ::-1]
-      gates = gates + jnp.stack([
+      gates = gates + jnp.stack(
+        [
           conditioning_lib.add_bias(0.0, self.conditioning_lr, conditioning),
-          conditioning_lib.add_bias(0.0, self.conditioning_rl, flipped)])
+          conditioning_lib.add_bias(0.0, self.conditioning_rl, flipped),
+        ]
+      )
     gates_in = skew(gates.reshape((2 * batch,) + gates.shape[2:]))
     gates_in = gates_in.reshape((2, batch) + gates_in.shape[1:])  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
     if self.pallas_lstm:  # One kernel over all columns; sequences (direction, batch).
       hidden = lstm_kernel.lstm_taps_scan(
-          gates_in.reshape(gates_in.shape[:1] + (2 * batch,) + gates_in.shape[3:]),
-          self.state_to_state[...], self.taps, valid[:, 0, 0, :, 0])
+        gates_in.reshape(gates_in.shape[:1] + (2 * batch,) + gates_in.shape[3:]),
+        self.state_to_state[...],
+        self.taps,
+        valid[:, 0, 0, :, 0],
+      )
       hidden = hidden.reshape(hidden.shape[:1] + (2, batch) + hidden.shape[2:])
     else:
       hidden = phased_lstm_scan(gates_in, self.state_to_state[...], valid, self.num_phases)
@@ -205,11 +240,17 @@ class DiagonalBiLSTMLayer(nnx.Module):
     dtype = self.input_to_state_lr.dtype
     states = jnp.zeros((batch_size, height + 1, width + 1, self.hidden_dim), dtype)
     rows = jnp.zeros((2, batch_size, width, self.input_to_state_lr.conv.in_features), dtype)
-    return {"rows": rows, "lr_cell": states, "lr_hidden": states, "rl_cell": states,
-            "rl_hidden": states}
+    return {
+      "rows": rows,
+      "lr_cell": states,
+      "lr_hidden": states,
+      "rl_cell": states,
+      "rl_hidden": states,
+    }
 
-  def step(self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
-           ) -> tuple[jax.Array, dict]:
+  def step(
+    self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
+  ) -> tuple[jax.Array, dict]:
     """The output (B, h) at (i, j) from the input x (B, F) at (i, j).
 
     The left-to-right state at (i, j) reads the states at (i - 1, j) and (i, j - 1).
@@ -220,25 +261,42 @@ class DiagonalBiLSTMLayer(nnx.Module):
     # Only what the right-to-left pass reads and writes goes through the branch: a
     # branch's operands are copied at every step.
     right_to_left = {k: cache[k] for k in ("rows", "rl_cell", "rl_hidden")}
-    cache = {**cache, **jax.lax.cond((j == 0) & (i > 0),
-                                     lambda c: self._right_to_left_row(c, i - 1, conditioning),
-                                     lambda c: c, right_to_left)}
+    cache = {
+      **cache,
+      **jax.lax.cond(
+        (j == 0) & (i > 0),
+        lambda c: self._right_to_left_row(c, i - 1, conditioning),
+        lambda c: c,
+        right_to_left,
+      ),
+    }
     lr_cell, lr_hidden = cache["lr_cell"], cache["lr_hidden"]
     neighbours = jnp.concatenate([lr_hidden[:, i, j + 1], lr_hidden[:, i + 1, j]], axis=-1)
-    gates = (conditioning_lib.add_bias(self.input_to_state_lr.at_pixel(x), self.conditioning_lr,
-                                       conditioning_lib.pixel(conditioning, i, j))
-             + neighbours @ self.state_to_state[...][0])
+    gates = (
+      conditioning_lib.add_bias(
+        self.input_to_state_lr.at_pixel(x),
+        self.conditioning_lr,
+        conditioning_lib.pixel(conditioning, i, j),
+      )
+      + neighbours @ self.state_to_state[...][0]
+    )
     cell, hidden = lstm_cell(gates, lr_cell[:, i + 1, j])
-    cache = {**cache, "rows": cache["rows"].at[i % 2, :, j].set(x),
-             "lr_cell": lr_cell.at[:, i + 1, j + 1].set(cell),
-             "lr_hidden": lr_hidden.at[:, i + 1, j + 1].set(hidden)}
+    cache = {
+      **cache,
+      "rows": cache["rows"].at[i % 2, :, j].set(x),
+      "lr_cell": lr_cell.at[:, i + 1, j + 1].set(cell),
+      "lr_hidden": lr_hidden.at[:, i + 1, j + 1].set(hidden),
+    }
     # Plus the right-to-left state of the row above (the one-row shift).
     return hidden + cache["rl_hidden"][:, i, j], cache
 
   def _right_to_left_row(self, cache: dict, r, conditioning: jax.Array | None) -> dict:
     """The cache with the right-to-left states of image row r, from its stored inputs."""
-    gates_in = conditioning_lib.add_bias(self.input_to_state_rl.at_pixel(cache["rows"][r % 2]),
-                                         self.conditioning_rl, conditioning_lib.row(conditioning, r))
+    gates_in = conditioning_lib.add_bias(
+      self.input_to_state_rl.at_pixel(cache["rows"][r % 2]),
+      self.conditioning_rl,
+      conditioning_lib.row(conditioning, r),
+    )
     kernel = self.state_to_state[...][1]
     width = gates_in.shape[1]
 
@@ -246,8 +304,9 @@ class DiagonalBiLSTMLayer(nnx.Module):
       cell, hidden = carry
       j = width - 1 - k
       neighbours = jnp.concatenate([hidden[:, r, j], hidden[:, r + 1, j + 1]], axis=-1)
-      new_cell, new_hidden = lstm_cell(jnp.take(gates_in, j, axis=1) + neighbours @ kernel,
-                                       cell[:, r + 1, j + 1])
+      new_cell, new_hidden = lstm_cell(
+        jnp.take(gates_in, j, axis=1) + neighbours @ kernel, cell[:, r + 1, j + 1]
+      )
       return cell.at[:, r + 1, j].set(new_cell), hidden.at[:, r + 1, j].set(new_hidden)
 
     cell, hidden = jax.lax.fori_loop(0, width, column, (cache["rl_cell"], cache["rl_hidden"]))

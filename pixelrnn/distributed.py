@@ -30,8 +30,12 @@ class DistributedError(errors.UserError, RuntimeError):
   """The processes could not start together: no coordinator, or different configs."""
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, timeout_s: int = 300) -> None:
+def initialize(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  timeout_s: int = 300,
+) -> None:
   """Joins this process to the cluster, before any other JAX call.
 
   Arguments left None come from the environment: JAX_COORDINATOR_ADDRESS ("host:port",
@@ -45,24 +49,28 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   num_processes = env("JAX_NUM_PROCESSES") if num_processes is None else num_processes
   process_id = env("JAX_PROCESS_ID") if process_id is None else process_id
   address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-  where = (f"coordinator address {address or '(none given, and no cluster detected)'}, "
-           f"process {process_id} of {num_processes}")
+  where = (
+    f"coordinator address {address or '(none given, and no cluster detected)'}, "
+    f"process {process_id} of {num_processes}"
+  )
   joined = threading.Event()
 
   def end_on_timeout():
     if not joined.wait(timeout_s):
       sys.stderr.write(
-          f"Error: Could not join the cluster: {where}, within {timeout_s} s. Check that every "
-          f"process was started, and that this host can reach the coordinator (process 0) "
-          f"at that address.\n")
+        f"Error: Could not join the cluster: {where}, within {timeout_s} s. Check that every "
+        f"process was started, and that this host can reach the coordinator (process 0) "
+        f"at that address.\n"
+      )
       sys.stderr.flush()
       os._exit(2)
 
   threading.Thread(target=end_on_timeout, daemon=True).start()
   try:
     # JAX's own deadline comes later, so that the message above comes first.
-    jax.distributed.initialize(address, num_processes, process_id,
-                               initialization_timeout=timeout_s + 60)
+    jax.distributed.initialize(
+      address, num_processes, process_id, initialization_timeout=timeout_s + 60
+    )
   except (ValueError, TypeError, RuntimeError) as e:
     detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise DistributedError(f"Could not join the cluster: {where} ({detail}).") from e
@@ -88,10 +96,11 @@ def check_same_config(config_json: str) -> None:
   differing = [p for p in range(len(digests)) if not np.array_equal(digests[p], digests[0])]
   if differing:
     raise DistributedError(
-        f"The processes were given different configs: process(es) {differing} differ from "
-        f"process 0 (config SHA-256 {bytes(digests[differing[0]]).hex()[:12]} vs "
-        f"{bytes(digests[0]).hex()[:12]}). Start every process with the same config file "
-        f"and overrides.")
+      f"The processes were given different configs: process(es) {differing} differ from "
+      f"process 0 (config SHA-256 {bytes(digests[differing[0]]).hex()[:12]} vs "
+      f"{bytes(digests[0]).hex()[:12]}). Start every process with the same config file "
+      f"and overrides."
+    )
 
 
 def global_array(host_array: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:

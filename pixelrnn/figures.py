@@ -27,8 +27,9 @@ def spread_indices(num_available: int, count: int) -> np.ndarray:
   split would all look alike.
   """
   if not 1 <= count <= num_available:
-    raise FigureRequestError(f"Cannot pick {count} test images from {num_available}: need "
-                             f"1 <= count <= {num_available}.")
+    raise FigureRequestError(
+      f"Cannot pick {count} test images from {num_available}: need 1 <= count <= {num_available}."
+    )
   return np.linspace(0, num_available - 1, count).round().astype(int)
 
 
@@ -43,8 +44,9 @@ def sample_labels(num_classes: int, num_samples: int, label: int | None) -> np.n
   for a model that is not class-conditional."""
   if not num_classes:
     if label is not None:
-      raise FigureRequestError(f"label={label}: this model is not class-conditional "
-                               f"(model.num_classes=0).")
+      raise FigureRequestError(
+        f"label={label}: this model is not class-conditional (model.num_classes=0)."
+      )
     return None
   if label is None:
     return np.repeat(np.arange(num_classes, dtype=np.int32), num_samples)
@@ -53,9 +55,17 @@ def sample_labels(num_classes: int, num_samples: int, label: int | None) -> np.n
   return np.full(num_samples, label, np.int32)
 
 
-def write_samples(config, workdir: str, *, num_samples: int, temperature: float = 1.0,
-                  seed: int = 0, path: str | None = None, label: int | None = None,
-                  source: tuple | None = None) -> dict:
+def write_samples(
+  config,
+  workdir: str,
+  *,
+  num_samples: int,
+  temperature: float = 1.0,
+  seed: int = 0,
+  path: str | None = None,
+  label: int | None = None,
+  source: tuple | None = None,
+) -> dict:
   """Samples into `path` (default workdir/samples_<step>.png), 8 to a row.
 
   The parameters are the EMA parameters of workdir's latest checkpoint, or `source`:
@@ -78,8 +88,9 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
     cached = all(sampling.has_cached_sampler(m) for m in (network.small, network.large))
   else:
     conditioning = model.class_conditioning(labels, image_shape)
-    draw = jax.jit(lambda key: (sampling.sample(network, key, conditioning=conditioning,
-                                                **kwargs),))
+    draw = jax.jit(
+      lambda key: (sampling.sample(network, key, conditioning=conditioning, **kwargs),)
+    )
     cached = sampling.has_cached_sampler(network)
   start = time.perf_counter()
   samples = jax.device_get(draw(jax.random.key(seed)))
@@ -93,13 +104,27 @@ def write_samples(config, workdir: str, *, num_samples: int, temperature: float 
     save_grid(result["small_png"], samples[0], num_levels, columns=columns)
   if labels is not None:
     result["rows"] = "one per class" if label is None else f"class {label}"
-  return {**result, "step": step, "num_samples": total, "cached_sampler": cached,
-          "seconds": round(seconds, 2)}
+  return {
+    **result,
+    "step": step,
+    "num_samples": total,
+    "cached_sampler": cached,
+    "seconds": round(seconds, 2),
+  }
 
 
-def write_completions(config, workdir: str, *, num_images: int, num_completions: int,
-                      observed_rows: int | None = None, temperature: float = 1.0, seed: int = 0,
-                      path: str | None = None, source: tuple | None = None) -> dict:
+def write_completions(
+  config,
+  workdir: str,
+  *,
+  num_images: int,
+  num_completions: int,
+  observed_rows: int | None = None,
+  temperature: float = 1.0,
+  seed: int = 0,
+  path: str | None = None,
+  source: tuple | None = None,
+) -> dict:
   """The paper's completion figure into `path` (default workdir/completions_<step>.png),
   from the parameters `write_samples` uses.
 
@@ -110,8 +135,9 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   height = datasets.IMAGE_SPECS[config.data.name][0][0]
   observed_rows = height // 2 if observed_rows is None else observed_rows
   if not 0 <= observed_rows <= height:
-    raise FigureRequestError(f"observed_rows={observed_rows}: expected 0 to {height}, the "
-                             f"{config.data.name} image height.")
+    raise FigureRequestError(
+      f"observed_rows={observed_rows}: expected 0 to {height}, the {config.data.name} image height."
+    )
   if num_completions < 1:
     raise FigureRequestError(f"num_completions={num_completions}: expected at least 1.")
   model, params, step, image_shape, num_levels = source or train.load_ema_params(config, workdir)
@@ -119,8 +145,9 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   test_data = data_lib.load_dataset(config.data, config.data.eval_split)
   indices = spread_indices(test_data.images.shape[0], num_images)
   originals = test_data.images[indices]
-  kwargs = dict(observed_rows=observed_rows, num_completions=num_completions,
-                temperature=temperature)
+  kwargs = dict(
+    observed_rows=observed_rows, num_completions=num_completions, temperature=temperature
+  )
   if isinstance(network, multiscale.MultiScale):
     complete = multiscale.complete
   else:  # A class-conditional model completes each image given its own label.
@@ -133,6 +160,12 @@ def write_completions(config, workdir: str, *, num_images: int, num_completions:
   figure = images.completion_figure(originals, completions, num_levels, observed_rows)
   path = path or os.path.join(workdir, f"completions_{step}.png")
   save_grid(path, figure, 256, columns=num_completions + 2)
-  return {"png": path, "step": step, "num_images": num_images,
-          "test_indices": [int(i) for i in indices], "num_completions": num_completions,
-          "observed_rows": observed_rows, "seconds": round(seconds, 2)}
+  return {
+    "png": path,
+    "step": step,
+    "num_images": num_images,
+    "test_indices": [int(i) for i in indices],
+    "num_completions": num_completions,
+    "observed_rows": observed_rows,
+    "seconds": round(seconds, 2),
+  }

@@ -26,13 +26,17 @@ class NonFiniteError(errors.UserError, RuntimeError):
   """A train step produced a NaN or infinite loss or gradient."""
 
   def __init__(self, step: int, last_checkpoint: int | None, allowed_in_a_row: int):
-    last = (f"the last good checkpoint is step {last_checkpoint}" if last_checkpoint is not None
-            else "there is no checkpoint yet")
-    skipped = (f" after {allowed_in_a_row} skipped in a row" if allowed_in_a_row else "")
+    last = (
+      f"the last good checkpoint is step {last_checkpoint}"
+      if last_checkpoint is not None
+      else "there is no checkpoint yet"
+    )
+    skipped = f" after {allowed_in_a_row} skipped in a row" if allowed_in_a_row else ""
     super().__init__(
-        f"Step {step}: the loss or the gradients are not finite (NaN or inf){skipped}; "
-        f"stopped without saving, {last}. Lower optimizer.learning_rate, or set "
-        f"training.skip_nonfinite_updates=N to skip up to N such steps in a row.")
+      f"Step {step}: the loss or the gradients are not finite (NaN or inf){skipped}; "
+      f"stopped without saving, {last}. Lower optimizer.learning_rate, or set "
+      f"training.skip_nonfinite_updates=N to skip up to N such steps in a row."
+    )
     self.step = step
     self.last_checkpoint = last_checkpoint
 
@@ -44,8 +48,12 @@ class FiniteGuard:
   reports a skipped step.
   """
 
-  def __init__(self, allowed_in_a_row: int, last_checkpoint: Callable[[], int | None],
-               warn: Callable[[str], None]):
+  def __init__(
+    self,
+    allowed_in_a_row: int,
+    last_checkpoint: Callable[[], int | None],
+    warn: Callable[[str], None],
+  ):
     self.allowed_in_a_row = allowed_in_a_row
     self.last_checkpoint = last_checkpoint
     self.warn = warn
@@ -61,5 +69,7 @@ class FiniteGuard:
     if self.in_a_row > self.allowed_in_a_row:
       raise NonFiniteError(step, self.last_checkpoint(), self.allowed_in_a_row)
     self.skipped_steps.append(step)
-    self.warn(f"step {step}: loss or gradients not finite; update skipped ({self.in_a_row} in a "
-              f"row, {self.allowed_in_a_row} allowed).")
+    self.warn(
+      f"step {step}: loss or gradients not finite; update skipped ({self.in_a_row} in a "
+      f"row, {self.allowed_in_a_row} allowed)."
+    )

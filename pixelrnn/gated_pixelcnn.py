@@ -54,16 +54,31 @@ class CausalConv(nnx.Module):
   if given, multiplies the tap at (i, j) itself (a channel-group mask).
   """
 
-  def __init__(self, in_features: int, out_features: int, *, rows: int, left: int, right: int,
-               rngs: nnx.Rngs, centre_mask: np.ndarray | None = None):
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    *,
+    rows: int,
+    left: int,
+    right: int,
+    rngs: nnx.Rngs,
+    centre_mask: np.ndarray | None = None,
+  ):
     mask = None
     if centre_mask is not None:
       mask = np.ones((rows, left + right + 1, in_features, out_features), np.float32)
       mask[rows - 1, left] = centre_mask
       mask = jnp.asarray(mask)
     self.padding = ((rows - 1, 0), (left, right))
-    self.conv = nnx.Conv(in_features, out_features, kernel_size=(rows, left + right + 1),
-                         padding=self.padding, mask=mask, rngs=rngs)
+    self.conv = nnx.Conv(
+      in_features,
+      out_features,
+      kernel_size=(rows, left + right + 1),
+      padding=self.padding,
+      mask=mask,
+      rngs=rngs,
+    )
 
   def weights(self) -> tuple[jax.Array, jax.Array]:
     """The (masked) kernel (rows, left + right + 1, in, out) and the bias (out,)."""
@@ -85,32 +100,52 @@ class GatedLayer(nnx.Module):
   """One layer of both stacks: (vertical (B, H, W, in), horizontal (B, H, W, in)) ->
   (vertical (B, H, W, p), horizontal (B, H, W, p), skip (B, H, W, 2p))."""
 
-  def __init__(self, in_features: int, features: int, kernel_size: int, *, num_channels: int,
-               first: bool, rngs: nnx.Rngs, conditioning_dim: int = 0):
+  def __init__(
+    self,
+    in_features: int,
+    features: int,
+    kernel_size: int,
+    *,
+    num_channels: int,
+    first: bool,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+  ):
     half = kernel_size // 2
     gate_groups = masks.gate_groups(features, num_channels, 2)
     in_groups = masks.channel_groups(in_features, num_channels)
     self.first = first
-    self.vertical = CausalConv(in_features, 2 * features, rows=half + 1, left=half, right=half,
-                               rngs=rngs)
+    self.vertical = CausalConv(
+      in_features, 2 * features, rows=half + 1, left=half, right=half, rngs=rngs
+    )
     self.horizontal = CausalConv(
-        in_features, 2 * features, rows=1, left=half, right=0, rngs=rngs,
-        centre_mask=masks.centre_mask_from_groups(in_groups, gate_groups, "A" if first else "B"))
+      in_features,
+      2 * features,
+      rows=1,
+      left=half,
+      right=0,
+      rngs=rngs,
+      centre_mask=masks.centre_mask_from_groups(in_groups, gate_groups, "A" if first else "B"),
+    )
     # The rows above are all in the past: the link needs no mask.
     self.link = nnx.Linear(2 * features, 2 * features, rngs=rngs)
     kw = dict(num_channels=num_channels, mask_type="B", rngs=rngs)
     self.out = masks.MaskedConv(features, features, (1, 1), **kw)
     self.skip = masks.MaskedConv(features, 2 * features, (1, 1), **kw)
     self.conditioning_vertical = conditioning_lib.projection(conditioning_dim, 2 * features, rngs)
-    self.conditioning_horizontal = conditioning_lib.projection(conditioning_dim, 2 * features,
-                                                               rngs)
+    self.conditioning_horizontal = conditioning_lib.projection(conditioning_dim, 2 * features, rngs)
 
-  def __call__(self, vertical: jax.Array, horizontal: jax.Array,
-               conditioning: jax.Array | None = None):
-    v_pre = conditioning_lib.add_bias(self.vertical(vertical), self.conditioning_vertical,
-                                      conditioning)
-    h_pre = conditioning_lib.add_bias(self.horizontal(horizontal) + shift_down(self.link(v_pre)),
-                                      self.conditioning_horizontal, conditioning)
+  def __call__(
+    self, vertical: jax.Array, horizontal: jax.Array, conditioning: jax.Array | None = None
+  ):
+    v_pre = conditioning_lib.add_bias(
+      self.vertical(vertical), self.conditioning_vertical, conditioning
+    )
+    h_pre = conditioning_lib.add_bias(
+      self.horizontal(horizontal) + shift_down(self.link(v_pre)),
+      self.conditioning_horizontal,
+      conditioning,
+    )
     gated = gate(h_pre)
     out = self.out(gated)
     return gate(v_pre), out if self.first else horizontal + out, self.skip(gated)
@@ -130,31 +165,44 @@ class GatedLayer(nnx.Module):
     in_features = self.vertical.conv.in_features
     dtype = self.vertical.conv.kernel.dtype
     return {
-        "vertical": jnp.zeros((batch_size, top + 1, width + left + right, in_features), dtype),
-        "link": jnp.zeros((batch_size, width, self.link.out_features), dtype),
-        "row": jnp.zeros((batch_size, width + left, in_features), dtype),
+      "vertical": jnp.zeros((batch_size, top + 1, width + left + right, in_features), dtype),
+      "link": jnp.zeros((batch_size, width, self.link.out_features), dtype),
+      "row": jnp.zeros((batch_size, width + left, in_features), dtype),
     }
 
-  def vertical_row(self, cache: dict, x: jax.Array, r, conditioning: jax.Array | None
-                   ) -> tuple[jax.Array, dict]:
+  def vertical_row(
+    self, cache: dict, x: jax.Array, r, conditioning: jax.Array | None
+  ) -> tuple[jax.Array, dict]:
     """The vertical stack on image row r, complete: its input x (B, W, in) on row r ->
     its output (B, W, p) there, and the cache with row r's input and the link for the
     row below. Running it again on the same row gives the same cache."""
     (top, _), (left, _) = self.vertical.padding
     slots = top + 1
     maps = cache["vertical"]
-    maps = jax.lax.dynamic_update_slice(maps, x[:, None].astype(maps.dtype),
-                                        (0, r % slots, left, 0))
+    maps = jax.lax.dynamic_update_slice(
+      maps, x[:, None].astype(maps.dtype), (0, r % slots, left, 0)
+    )
     window = jnp.take(maps, (r - top + jnp.arange(slots)) % slots, axis=1)  # Rows r-k//2..r.
     kernel, bias = self.vertical.weights()
-    v_pre = jax.lax.conv_general_dilated(window, kernel, (1, 1), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))[:, 0] + bias
-    v_pre = conditioning_lib.add_bias(v_pre, self.conditioning_vertical,
-                                      conditioning_lib.row(conditioning, r))
+    v_pre = (
+      jax.lax.conv_general_dilated(
+        window, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )[:, 0]
+      + bias
+    )
+    v_pre = conditioning_lib.add_bias(
+      v_pre, self.conditioning_vertical, conditioning_lib.row(conditioning, r)
+    )
     return gate(v_pre), {**cache, "vertical": maps, "link": self.link(v_pre)}
 
-  def step(self, cache: dict, x: jax.Array, j, conditioning: jax.Array | None,
-           window: jax.Array | None = None) -> tuple[jax.Array, jax.Array, dict]:
+  def step(
+    self,
+    cache: dict,
+    x: jax.Array,
+    j,
+    conditioning: jax.Array | None,
+    window: jax.Array | None = None,
+  ) -> tuple[jax.Array, jax.Array, dict]:
     """The horizontal stack at pixel (i, j) of the current row.
 
     x: the layer's horizontal input (B, in) at (i, j), written into the row cache
@@ -169,8 +217,10 @@ class GatedLayer(nnx.Module):
       window = jax.lax.dynamic_slice_in_dim(row, j, left + 1, axis=1)[:, None]
       cache = {**cache, "row": row}
     h_pre = conditioning_lib.add_bias(
-        self.horizontal.apply_window(window) + jnp.take(cache["link"], j, axis=1),
-        self.conditioning_horizontal, conditioning)
+      self.horizontal.apply_window(window) + jnp.take(cache["link"], j, axis=1),
+      self.conditioning_horizontal,
+      conditioning,
+    )
     gated = gate(h_pre)
     out = self.out.at_pixel(gated)
     return out if self.first else x + out, self.skip.at_pixel(gated), cache
@@ -185,25 +235,47 @@ class GatedPixelCNN(nnx.Module):
 
   config_keys = ()  # No `config.model` keys beyond those every model takes.
 
-  def __init__(self, *, num_channels: int, num_levels: int, hidden_dim: int, num_layers: int,
-               output_dim: int, rngs: nnx.Rngs, conditioning_dim: int = 0,
-               first_kernel_size: int = 7, kernel_size: int = 3):
+  def __init__(
+    self,
+    *,
+    num_channels: int,
+    num_levels: int,
+    hidden_dim: int,
+    num_layers: int,
+    output_dim: int,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+    first_kernel_size: int = 7,
+    kernel_size: int = 3,
+  ):
     if num_layers < 1:
       raise ValueError(f"A Gated PixelCNN needs num_layers >= 1, got {num_layers}.")
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
-    self.layers = nnx.List([
-        GatedLayer(num_channels if l == 0 else hidden_dim, hidden_dim,
-                   first_kernel_size if l == 0 else kernel_size, num_channels=num_channels,
-                   first=l == 0, conditioning_dim=conditioning_dim, rngs=rngs)
-        for l in range(num_layers)])
-    self.head = likelihood.OutputHead(2 * hidden_dim, output_dim, num_channels=num_channels,
-                                      num_levels=num_levels, rngs=rngs)
+    self.layers = nnx.List(
+      [
+        GatedLayer(
+          num_channels if layer == 0 else hidden_dim,
+          hidden_dim,
+          first_kernel_size if layer == 0 else kernel_size,
+          num_channels=num_channels,
+          first=layer == 0,
+          conditioning_dim=conditioning_dim,
+          rngs=rngs,
+        )
+        for layer in range(num_layers)
+      ]
+    )
+    self.head = likelihood.OutputHead(
+      2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+    )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
     conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
-    x = likelihood.to_model_input(images, self.num_levels, self.layers[0].vertical.conv.kernel.dtype)
+    x = likelihood.to_model_input(
+      images, self.num_levels, self.layers[0].vertical.conv.kernel.dtype
+    )
     vertical = horizontal = x
     skip_sum = 0.0
     for layer in self.layers:
@@ -216,8 +288,9 @@ class GatedPixelCNN(nnx.Module):
     height, width, _ = image_shape
     return [layer.init_cache(batch_size, height, width) for layer in self.layers]
 
-  def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
-           ) -> tuple[jax.Array, list]:
+  def step(
+    self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
+  ) -> tuple[jax.Array, list]:
     """The logits (B, C, K) of pixel (i, j), as `__call__` computes them there.
 
     When row i starts (j = 0), the vertical stack runs once over the completed row
@@ -238,18 +311,24 @@ class GatedPixelCNN(nnx.Module):
 
     # Only the vertical stack's (small) part of the cache goes through the branch: a
     # branch's operands are copied at every step.
-    vertical = jax.lax.cond((j == 0) & (i > 0), vertical_pass, lambda v: v,
-                            [{k: c[k] for k in ("vertical", "link")} for c in cache])
+    vertical = jax.lax.cond(
+      (j == 0) & (i > 0),
+      vertical_pass,
+      lambda v: v,
+      [{k: c[k] for k in ("vertical", "link")} for c in cache],
+    )
     cache = [{**c, **v} for c, v in zip(cache, vertical)]
     # The first layer's horizontal window, row i columns j - k//2 .. j, from the images.
     (_, _), (left, _) = self.layers[0].horizontal.padding
-    window = masks.image_window(images, jnp.reshape(i, (1,)), j - left + jnp.arange(left + 1),
-                                to_input)
+    window = masks.image_window(
+      images, jnp.reshape(i, (1,)), j - left + jnp.arange(left + 1), to_input
+    )
     cond = conditioning_lib.pixel(conditioning, i, j)
     x, skip_sum, new_cache = None, 0.0, []
     for layer, layer_cache in zip(self.layers, cache):
-      x, skip, layer_cache = layer.step(layer_cache, x, j, cond,
-                                        window=window if layer.first else None)
+      x, skip, layer_cache = layer.step(
+        layer_cache, x, j, cond, window=window if layer.first else None
+      )
       skip_sum = skip_sum + skip
       new_cache.append(layer_cache)
     return self.head(skip_sum[:, None, None])[:, 0, 0], new_cache

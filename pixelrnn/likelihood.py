@@ -53,8 +53,7 @@ def to_model_input(images: jax.Array, num_levels: int, dtype=jnp.float32) -> jax
   return (images.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0).astype(dtype)
 
 
-def input_layer_at(conv: masks.MaskedConv, images: jax.Array, i, j, num_levels: int
-                   ) -> jax.Array:
+def input_layer_at(conv: masks.MaskedConv, images: jax.Array, i, j, num_levels: int) -> jax.Array:
   """A model's first layer `conv` at pixel (i, j) of integer images (B, H, W, C) -> (B, F),
   as the model's forward pass applies it to `to_model_input(images)`."""
   return conv.at_image(images, i, j, lambda v: to_model_input(v, num_levels, conv.dtype))
@@ -69,14 +68,28 @@ class OutputHead(nnx.Module):
   and nothing at or after it.
   """
 
-  def __init__(self, in_features: int, hidden_features: int, *, num_channels: int,
-               num_levels: int, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    hidden_features: int,
+    *,
+    num_channels: int,
+    num_levels: int,
+    rngs: nnx.Rngs,
+  ):
     self.num_channels = num_channels
     self.num_levels = num_levels
-    self.hidden = masks.MaskedConv(in_features, hidden_features, (1, 1),
-                                   num_channels=num_channels, mask_type="B", rngs=rngs)
-    self.logits = masks.MaskedConv(hidden_features, num_channels * num_levels, (1, 1),
-                                   num_channels=num_channels, mask_type="B", rngs=rngs)
+    self.hidden = masks.MaskedConv(
+      in_features, hidden_features, (1, 1), num_channels=num_channels, mask_type="B", rngs=rngs
+    )
+    self.logits = masks.MaskedConv(
+      hidden_features,
+      num_channels * num_levels,
+      (1, 1),
+      num_channels=num_channels,
+      mask_type="B",
+      rngs=rngs,
+    )
 
   def __call__(self, h: jax.Array) -> jax.Array:
     h = self.hidden(jax.nn.relu(h))

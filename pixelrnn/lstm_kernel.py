@@ -31,9 +31,11 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pl_triton
 
 _MATMUL_PRECISIONS = {
-    "highest": jax.lax.Precision.HIGHEST, "float32": jax.lax.Precision.HIGHEST,
-    "high": jax.lax.Precision.HIGH, "tensorfloat32": jax.lax.Precision.HIGH,
-    "bfloat16_3x": jax.lax.Precision.HIGH,
+  "highest": jax.lax.Precision.HIGHEST,
+  "float32": jax.lax.Precision.HIGHEST,
+  "high": jax.lax.Precision.HIGH,
+  "tensorfloat32": jax.lax.Precision.HIGH,
+  "bfloat16_3x": jax.lax.Precision.HIGH,
 }
 
 
@@ -65,8 +67,9 @@ def _shift(matrix, x):
   return x if matrix is None else _dot(matrix, x, jax.lax.Precision.HIGHEST)
 
 
-def _forward_kernel(offsets, precision, gates_ref, kernel_ref, valid_ref,
-                    hidden_ref, cell_ref, activation_ref):
+def _forward_kernel(
+  offsets, precision, gates_ref, kernel_ref, valid_ref, hidden_ref, cell_ref, activation_ref
+):
   """One sequence: gates_ref (T, S, 4h), kernel_ref (n_taps, 4, h, h), valid_ref (T, S, 1).
 
   Writes the hidden and cell states (T, S, h), zero where valid is 0, and
@@ -81,9 +84,11 @@ def _forward_kernel(offsets, precision, gates_ref, kernel_ref, valid_ref,
   def step(t, carry):
     prev_cell, prev_hidden = carry
     taps = [_shift(m, prev_hidden) for m in shifts]
-    pre = [gates_ref[t, :, gate(q)]
-           + sum(_dot(tap, kernel_ref[k, q], precision) for k, tap in enumerate(taps))
-           for q in range(4)]
+    pre = [
+      gates_ref[t, :, gate(q)]
+      + sum(_dot(tap, kernel_ref[k, q], precision) for k, tap in enumerate(taps))
+      for q in range(4)
+    ]
     act = [jnp.tanh(pre[q] * 0.5) for q in range(3)] + [jnp.tanh(pre[3])]
     input_gate, forget_gate, output_gate = (a * 0.5 + 0.5 for a in act[:3])
     valid = valid_ref[t]
@@ -99,8 +104,9 @@ def _forward_kernel(offsets, precision, gates_ref, kernel_ref, valid_ref,
   jax.lax.fori_loop(0, num_steps, step, (zeros, zeros))
 
 
-def _backward_kernel(offsets, precision, d_hidden_ref, activation_ref, cell_ref,
-                     kernel_t_ref, valid_ref, d_gates_ref):
+def _backward_kernel(
+  offsets, precision, d_hidden_ref, activation_ref, cell_ref, kernel_t_ref, valid_ref, d_gates_ref
+):
   """One sequence, steps T-1 .. 0: the pre-activations' cotangents (T, S, 4h).
 
   kernel_t_ref: (n_taps, 4, h, h), each tap and gate's kernel transposed.
@@ -120,14 +126,18 @@ def _backward_kernel(offsets, precision, d_hidden_ref, activation_ref, cell_ref,
     prev_cell = cell_ref[jnp.maximum(t - 1, 0)] * (t > 0).astype(tanh_cell.dtype)
     d_cell = d_cell_next * valid + d_hidden * (act_o * 0.5 + 0.5) * (1 - tanh_cell * tanh_cell)
     # d sigmoid(x) / dx = (1 - tanh(x / 2)^2) / 4.
-    d_pre = [d_cell * act_g * 0.25 * (1 - act_i * act_i),
-             d_cell * prev_cell * 0.25 * (1 - act_f * act_f),
-             d_hidden * tanh_cell * 0.25 * (1 - act_o * act_o),
-             d_cell * (act_i * 0.5 + 0.5) * (1 - act_g * act_g)]
+    d_pre = [
+      d_cell * act_g * 0.25 * (1 - act_i * act_i),
+      d_cell * prev_cell * 0.25 * (1 - act_f * act_f),
+      d_hidden * tanh_cell * 0.25 * (1 - act_o * act_o),
+      d_cell * (act_i * 0.5 + 0.5) * (1 - act_g * act_g),
+    ]
     for q in range(4):
       d_gates_ref[t, :, gate(q)] = d_pre[q]
-    d_taps = [sum(_dot(d_pre[q], kernel_t_ref[k, q], precision) for q in range(4))
-              for k in range(len(offsets))]
+    d_taps = [
+      sum(_dot(d_pre[q], kernel_t_ref[k, q], precision) for q in range(4))
+      for k in range(len(offsets))
+    ]
     d_prev_hidden = sum(_shift(m, d_tap) for m, d_tap in zip(shifts_t, d_taps))
     return d_cell * (act_f * 0.5 + 0.5), d_prev_hidden
 
@@ -142,6 +152,7 @@ def _call(kernel_fn, inputs, in_blocks, out_shapes, out_blocks, groups, interpre
   "weights" is the direction's (n_taps, 4, h, h) of a (D, n_taps, 4, h, h) array, with
   sequence g in direction g // (G / D); anything else is a whole array.
   """
+
   def spec(kind, shape):
     if kind == "map":
       return pl.BlockSpec((shape[0], None) + shape[2:], lambda g: (0, g, 0, 0))
@@ -151,11 +162,13 @@ def _call(kernel_fn, inputs, in_blocks, out_shapes, out_blocks, groups, interpre
     return pl.BlockSpec(shape, lambda g: (0,) * len(shape))
 
   return pl.pallas_call(
-      kernel_fn, grid=(groups,),
-      in_specs=[spec(kind, x.shape) for kind, x in zip(in_blocks, inputs)],
-      out_specs=[spec(kind, s.shape) for kind, s in zip(out_blocks, out_shapes)],
-      out_shape=out_shapes, interpret=interpret,
-      compiler_params=None if interpret else pl_triton.CompilerParams(num_warps=4),
+    kernel_fn,
+    grid=(groups,),
+    in_specs=[spec(kind, x.shape) for kind, x in zip(in_blocks, inputs)],
+    out_specs=[spec(kind, s.shape) for kind, s in zip(out_blocks, out_shapes)],
+    out_shape=out_shapes,
+    interpret=interpret,
+    compiler_params=None if interpret else pl_triton.CompilerParams(num_warps=4),
   )(*inputs)
 
 
@@ -164,8 +177,15 @@ def _forward(offsets, interpret, gates_in, kernel, valid):
   state = jax.ShapeDtypeStruct((t, groups, size, four_h // 4), gates_in.dtype)
   activation = jax.ShapeDtypeStruct(gates_in.shape, gates_in.dtype)
   kernel_fn = functools.partial(_forward_kernel, offsets, _matmul_precision())
-  return _call(kernel_fn, (gates_in, kernel, valid), ("map", "weights", "whole"),
-               (state, state, activation), ("map", "map", "map"), groups, interpret)
+  return _call(
+    kernel_fn,
+    (gates_in, kernel, valid),
+    ("map", "weights", "whole"),
+    (state, state, activation),
+    ("map", "map", "map"),
+    groups,
+    interpret,
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -182,10 +202,15 @@ def _taps_scan_bwd(offsets, interpret, residuals, d_hidden):
   hidden, cell, activation, kernel, valid = residuals
   groups = hidden.shape[1]
   kernel_fn = functools.partial(_backward_kernel, offsets, _matmul_precision())
-  (d_gates,) = _call(kernel_fn, (d_hidden, activation, cell, jnp.swapaxes(kernel, -1, -2), valid),
-                     ("map", "map", "map", "weights", "whole"),
-                     (jax.ShapeDtypeStruct(activation.shape, activation.dtype),), ("map",),
-                     groups, interpret)
+  (d_gates,) = _call(
+    kernel_fn,
+    (d_hidden, activation, cell, jnp.swapaxes(kernel, -1, -2), valid),
+    ("map", "map", "map", "weights", "whole"),
+    (jax.ShapeDtypeStruct(activation.shape, activation.dtype),),
+    ("map",),
+    groups,
+    interpret,
+  )
   # The kernel's gradient is one contraction over all steps: the taps of the previous
   # step's hidden states against the pre-activations' cotangents.
   prev_hidden = jnp.pad(hidden, ((1, 0), (0, 0), (0, 0), (0, 0)))[:-1]
@@ -205,12 +230,20 @@ def shift_taps(x: jax.Array, offsets: tuple[int, ...]) -> list[jax.Array]:
   x[..., s + offsets[k], :], zero where that is outside [0, S)."""
   size = x.shape[-2]
   pad = [(0, 0)] * (x.ndim - 2)
-  return [jnp.pad(x, pad + [(max(0, -o), max(0, o)), (0, 0)])[..., max(0, o):max(0, o) + size, :]
-          for o in offsets]
+  return [
+    jnp.pad(x, pad + [(max(0, -o), max(0, o)), (0, 0)])[..., max(0, o) : max(0, o) + size, :]
+    for o in offsets
+  ]
 
 
-def lstm_taps_scan(gates_in: jax.Array, kernel: jax.Array, offsets: tuple[int, ...],
-                   valid: jax.Array | None = None, *, interpret: bool | None = None) -> jax.Array:
+def lstm_taps_scan(
+  gates_in: jax.Array,
+  kernel: jax.Array,
+  offsets: tuple[int, ...],
+  valid: jax.Array | None = None,
+  *,
+  interpret: bool | None = None,
+) -> jax.Array:
   """`recurrent_stack.lstm_scan` with zero initial states, for a tap recurrence.
 
   Args:
@@ -230,9 +263,11 @@ def lstm_taps_scan(gates_in: jax.Array, kernel: jax.Array, offsets: tuple[int, .
   h = four_h // 4
   directions = kernel.shape[0]
   if kernel.shape != (directions, len(offsets) * h, four_h) or groups % directions:
-    raise ValueError(f"kernel of shape {kernel.shape} does not fit gates_in {gates_in.shape} "
-                     f"and {len(offsets)} taps: expected ({directions}, {len(offsets) * h}, "
-                     f"{four_h}) with {directions} dividing {groups} sequences.")
+    raise ValueError(
+      f"kernel of shape {kernel.shape} does not fit gates_in {gates_in.shape} "
+      f"and {len(offsets)} taps: expected ({directions}, {len(offsets) * h}, "
+      f"{four_h}) with {directions} dividing {groups} sequences."
+    )
   if interpret is None:
     interpret = jax.default_backend() != "gpu"
   if not interpret and h != _next_power_of_two(h):

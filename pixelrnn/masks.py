@@ -40,8 +40,9 @@ def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
     raise ValueError(f"num_channels must be >= 1, got {num_channels}.")
   if num_features < num_channels:
     raise ValueError(
-        f"A layer with {num_features} features cannot be split into {num_channels} "
-        f"channel groups: it needs at least {num_channels} features.")
+      f"A layer with {num_features} features cannot be split into {num_channels} "
+      f"channel groups: it needs at least {num_channels} features."
+    )
   return np.arange(num_features) * num_channels // num_features
 
 
@@ -54,8 +55,9 @@ def gate_groups(hidden_dim: int, num_channels: int, num_gates: int) -> np.ndarra
   return np.tile(channel_groups(hidden_dim, num_channels), num_gates)
 
 
-def centre_mask_from_groups(in_groups: np.ndarray, out_groups: np.ndarray,
-                            mask_type: MaskType) -> np.ndarray:
+def centre_mask_from_groups(
+  in_groups: np.ndarray, out_groups: np.ndarray, mask_type: MaskType
+) -> np.ndarray:
   """(len(in_groups), len(out_groups)) 0/1 mask applied at the centre pixel."""
   if mask_type not in MASK_TYPES:
     raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}.")
@@ -65,16 +67,23 @@ def centre_mask_from_groups(in_groups: np.ndarray, out_groups: np.ndarray,
   return allowed.astype(np.float32)
 
 
-def centre_mask(in_features: int, out_features: int, num_channels: int,
-                mask_type: MaskType) -> np.ndarray:
+def centre_mask(
+  in_features: int, out_features: int, num_channels: int, mask_type: MaskType
+) -> np.ndarray:
   """Returns the (in_features, out_features) 0/1 mask applied at the centre pixel."""
-  return centre_mask_from_groups(channel_groups(in_features, num_channels),
-                                 channel_groups(out_features, num_channels), mask_type)
+  return centre_mask_from_groups(
+    channel_groups(in_features, num_channels), channel_groups(out_features, num_channels), mask_type
+  )
 
 
-def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
-              num_channels: int, mask_type: MaskType,
-              out_groups: np.ndarray | None = None) -> np.ndarray:
+def conv_mask(
+  kernel_size: tuple[int, int],
+  in_features: int,
+  out_features: int,
+  num_channels: int,
+  mask_type: MaskType,
+  out_groups: np.ndarray | None = None,
+) -> np.ndarray:
   """Returns a (kh, kw, in_features, out_features) 0/1 mask for a 'SAME' convolution.
 
   The kernel centre sits at (kh // 2, kw // 2), so both sizes must be odd. A kernel
@@ -93,8 +102,9 @@ def conv_mask(kernel_size: tuple[int, int], in_features: int, out_features: int,
   mask = np.zeros((kh, kw, in_features, out_features), np.float32)
   mask[:ch] = 1.0
   mask[ch, :cw] = 1.0
-  mask[ch, cw] = centre_mask_from_groups(channel_groups(in_features, num_channels),
-                                         out_groups, mask_type)
+  mask[ch, cw] = centre_mask_from_groups(
+    channel_groups(in_features, num_channels), out_groups, mask_type
+  )
   return mask
 
 
@@ -109,15 +119,15 @@ def apply_window(window: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.A
   return jnp.einsum("bhwi,hwio->bo", window, kernel) + bias
 
 
-def image_window(images: jax.Array, rows: jax.Array, cols: jax.Array,
-                 to_input: Callable[[jax.Array], jax.Array]) -> jax.Array:
+def image_window(
+  images: jax.Array, rows: jax.Array, cols: jax.Array, to_input: Callable[[jax.Array], jax.Array]
+) -> jax.Array:
   """The window (B, len(rows), len(cols), C) of unpadded images (B, H, W, C) at the
   given row and column indices, mapped by `to_input`; taps outside the image read
   zero, as a convolution's zero padding does."""
   height, width = images.shape[1:3]
   window = images[:, jnp.clip(rows, 0, height - 1)][:, :, jnp.clip(cols, 0, width - 1)]
-  inside = (((rows >= 0) & (rows < height))[:, None]
-            & ((cols >= 0) & (cols < width))[None, :])
+  inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
   return jnp.where(inside[None, :, :, None], to_input(window), 0)
 
 
@@ -129,13 +139,26 @@ class MaskedConv(nnx.Module):
   at p allowed by `mask_type` (see the module docstring).
   """
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int],
-               *, num_channels: int, mask_type: MaskType, rngs: nnx.Rngs,
-               out_groups: np.ndarray | None = None):
-    mask = conv_mask(kernel_size, in_features, out_features, num_channels, mask_type,
-                     out_groups)
-    self.conv = nnx.Conv(in_features, out_features, kernel_size=kernel_size,
-                         padding="SAME", mask=jnp.asarray(mask), rngs=rngs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: tuple[int, int],
+    *,
+    num_channels: int,
+    mask_type: MaskType,
+    rngs: nnx.Rngs,
+    out_groups: np.ndarray | None = None,
+  ):
+    mask = conv_mask(kernel_size, in_features, out_features, num_channels, mask_type, out_groups)
+    self.conv = nnx.Conv(
+      in_features,
+      out_features,
+      kernel_size=kernel_size,
+      padding="SAME",
+      mask=jnp.asarray(mask),
+      rngs=rngs,
+    )
     # Static: the kernel positions the mask leaves (partly) visible, in raster order.
     self.taps = visible_taps(mask)
 
@@ -159,8 +182,9 @@ class MaskedConv(nnx.Module):
   def empty_cache(self, batch_size: int, height: int, width: int) -> jax.Array:
     """Zeros (B, H + kh - 1, W + kw - 1, in): the padded input map before any pixel."""
     kh, kw = self.conv.kernel.shape[:2]
-    return jnp.zeros((batch_size, height + kh - 1, width + kw - 1, self.conv.in_features),
-                     self.dtype)
+    return jnp.zeros(
+      (batch_size, height + kh - 1, width + kw - 1, self.conv.in_features), self.dtype
+    )
 
   def write(self, cache: jax.Array, x: jax.Array, i, j) -> jax.Array:
     """The cache with the input features x (B, in) of pixel (i, j) written in."""
@@ -178,8 +202,9 @@ class MaskedConv(nnx.Module):
     window = jax.lax.dynamic_slice(cache, (0, i, j, 0), (cache.shape[0], kh, kw, cache.shape[-1]))
     return apply_window(window, kernel, bias)
 
-  def at_image(self, images: jax.Array, i, j, to_input: Callable[[jax.Array], jax.Array]
-               ) -> jax.Array:
+  def at_image(
+    self, images: jax.Array, i, j, to_input: Callable[[jax.Array], jax.Array]
+  ) -> jax.Array:
     """The output (B, out) at pixel (i, j) of the first layer, read from the images.
 
     images: (B, H, W, C), not padded: the image being sampled, whose values change
@@ -189,8 +214,9 @@ class MaskedConv(nnx.Module):
     """
     kernel, bias = self.weights()
     kh, kw = kernel.shape[:2]
-    window = image_window(images, i - kh // 2 + jnp.arange(kh), j - kw // 2 + jnp.arange(kw),
-                          to_input)
+    window = image_window(
+      images, i - kh // 2 + jnp.arange(kh), j - kw // 2 + jnp.arange(kw), to_input
+    )
     return apply_window(window, kernel, bias)
 
   def at_pixel(self, x: jax.Array) -> jax.Array:

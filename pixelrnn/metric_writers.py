@@ -64,6 +64,7 @@ class EventFile:
   def __init__(self, logdir: str):
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
+
     os.makedirs(logdir, exist_ok=True)
     now = time.time_ns()
     name = f"events.out.tfevents.{now // 10**9:010d}.{socket.gethostname()}.{os.getpid()}.{now}"
@@ -81,10 +82,13 @@ class EventFile:
 def _scalars_event(step: int, scalars: dict[str, float]):
   """One TensorBoard event holding `scalars` at `step` (non-finite values kept as they are)."""
   from tensorboard.compat.proto import event_pb2, summary_pb2
-  values = [summary_pb2.Summary.Value(tag=key, simple_value=float(value))
-            for key, value in scalars.items()]
-  return event_pb2.Event(wall_time=time.time(), step=int(step),
-                         summary=summary_pb2.Summary(value=values))
+
+  values = [
+    summary_pb2.Summary.Value(tag=key, simple_value=float(value)) for key, value in scalars.items()
+  ]
+  return event_pb2.Event(
+    wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values)
+  )
 
 
 def read_metrics(workdir: str) -> list[dict]:

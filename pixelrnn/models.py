@@ -14,8 +14,12 @@ from pixelrnn.row_lstm import RowLSTM
 
 # The single-scale model families, by `config.model.name`. Each class takes the
 # keyword arguments of `create_model` plus the `config.model` keys in its `config_keys`.
-MODEL_CLASSES = {"pixelcnn": PixelCNN, "row_lstm": RowLSTM, "diagonal_bilstm": DiagonalBiLSTM,
-                 "gated_pixelcnn": GatedPixelCNN}
+MODEL_CLASSES = {
+  "pixelcnn": PixelCNN,
+  "row_lstm": RowLSTM,
+  "diagonal_bilstm": DiagonalBiLSTM,
+  "gated_pixelcnn": GatedPixelCNN,
+}
 
 
 def names_with_key(key: str) -> list[str]:
@@ -23,20 +27,28 @@ def names_with_key(key: str) -> list[str]:
   return [name for name, cls in MODEL_CLASSES.items() if key in cls.config_keys]
 
 
-def create_model(model_config, *, num_channels: int, num_levels: int, rngs: nnx.Rngs,
-                 conditioning_dim: int = 0) -> nnx.Module:
+def create_model(
+  model_config, *, num_channels: int, num_levels: int, rngs: nnx.Rngs, conditioning_dim: int = 0
+) -> nnx.Module:
   """Instantiates the single-scale model named by `model_config.name`."""
   if model_config.name not in MODEL_CLASSES:
     raise ValueError(f"Unknown model {model_config.name!r}; valid models: {sorted(MODEL_CLASSES)}.")
   cls = MODEL_CLASSES[model_config.name]
-  return cls(num_channels=num_channels, num_levels=num_levels,
-             hidden_dim=model_config.hidden_dim, num_layers=model_config.num_layers,
-             output_dim=model_config.output_dim, conditioning_dim=conditioning_dim, rngs=rngs,
-             **{key: model_config[key] for key in cls.config_keys})
+  return cls(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=model_config.hidden_dim,
+    num_layers=model_config.num_layers,
+    output_dim=model_config.output_dim,
+    conditioning_dim=conditioning_dim,
+    rngs=rngs,
+    **{key: model_config[key] for key in cls.config_keys},
+  )
 
 
-def create(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
-           rngs: nnx.Rngs) -> nnx.Module:
+def create(
+  model_config, *, image_shape: tuple[int, int, int], num_levels: int, rngs: nnx.Rngs
+) -> nnx.Module:
   """The model of `model_config` for images of `image_shape` (H, W, C).
 
   With `model_config.num_classes` > 0, a class-conditional model (its conditioning map
@@ -48,15 +60,32 @@ def create(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
   num_channels = image_shape[-1]
   ms = model_config.multiscale
   if ms.factor == 1:
-    return create_model(model_config, num_channels=num_channels, num_levels=num_levels,
-                        rngs=rngs, conditioning_dim=model_config.num_classes)
+    return create_model(
+      model_config,
+      num_channels=num_channels,
+      num_levels=num_levels,
+      rngs=rngs,
+      conditioning_dim=model_config.num_classes,
+    )
   multiscale.check_factor(image_shape, ms.factor)
   small = create_model(ms.small, num_channels=num_channels, num_levels=num_levels, rngs=rngs)
-  large = create_model(model_config, num_channels=num_channels, num_levels=num_levels,
-                       rngs=rngs, conditioning_dim=ms.conditioning_dim)
-  return multiscale.MultiScale(small, large, num_channels=num_channels, num_levels=num_levels,
-                               factor=ms.factor, conditioning_dim=ms.conditioning_dim,
-                               embedding_layers=ms.embedding_layers, rngs=rngs)
+  large = create_model(
+    model_config,
+    num_channels=num_channels,
+    num_levels=num_levels,
+    rngs=rngs,
+    conditioning_dim=ms.conditioning_dim,
+  )
+  return multiscale.MultiScale(
+    small,
+    large,
+    num_channels=num_channels,
+    num_levels=num_levels,
+    factor=ms.factor,
+    conditioning_dim=ms.conditioning_dim,
+    embedding_layers=ms.embedding_layers,
+    rngs=rngs,
+  )
 
 
 @struct.dataclass
@@ -67,13 +96,13 @@ class FunctionalModel:
   (the masks then stay inputs rather than being baked into the program).
   `apply(params, images)` is pure.
   """
+
   graphdef: nnx.GraphDef = struct.field(pytree_node=False)
   constants: nnx.State
   num_classes: int = struct.field(pytree_node=False, default=0)  # > 0: class-conditional.
 
   @classmethod
-  def split(cls, model: nnx.Module, num_classes: int = 0
-            ) -> tuple["FunctionalModel", nnx.State]:
+  def split(cls, model: nnx.Module, num_classes: int = 0) -> tuple["FunctionalModel", nnx.State]:
     """Returns the functional model and the trainable `nnx.Param` state."""
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     return cls(graphdef, constants, num_classes), params
@@ -91,20 +120,23 @@ class FunctionalModel:
     """(B, H, W, C) levels -> (B, H, W, C, K) logits (a pair for a multi-scale model)."""
     return self.merged(params)(images)
 
-  def class_conditioning(self, labels: jax.Array | None, image_shape, dtype=jnp.float32
-                         ) -> jax.Array | None:
+  def class_conditioning(
+    self, labels: jax.Array | None, image_shape, dtype=jnp.float32
+  ) -> jax.Array | None:
     """The conditioning map (B, H, W, num_classes) of labels (B,) for images of
     `image_shape` (H, W, ...); None for a model that is not class-conditional."""
     if not self.num_classes:
       return None
     if labels is None:
-      raise ValueError(f"This model is class-conditional ({self.num_classes} classes): "
-                       f"it needs the images' labels.")
-    return conditioning.class_map(labels, self.num_classes, image_shape[0], image_shape[1],
-                                  dtype)
+      raise ValueError(
+        f"This model is class-conditional ({self.num_classes} classes): "
+        f"it needs the images' labels."
+      )
+    return conditioning.class_map(labels, self.num_classes, image_shape[0], image_shape[1], dtype)
 
-  def nll_terms(self, params: nnx.State, images: jax.Array, labels: jax.Array | None = None
-                ) -> dict[str, jax.Array]:
+  def nll_terms(
+    self, params: nnx.State, images: jax.Array, labels: jax.Array | None = None
+  ) -> dict[str, jax.Array]:
     """Per-image NLL terms in nats, each (B,): "nll" (the whole image), plus
     "small_nll" and "large_nll" for a multi-scale model. `labels` (B,): the classes of a
     class-conditional model's images."""
@@ -116,9 +148,11 @@ class FunctionalModel:
     return {"nll": likelihood.nll_per_image(logits, images)}
 
 
-def build(model_config, *, image_shape: tuple[int, int, int], num_levels: int,
-          seed: int) -> tuple[FunctionalModel, nnx.State]:
+def build(
+  model_config, *, image_shape: tuple[int, int, int], num_levels: int, seed: int
+) -> tuple[FunctionalModel, nnx.State]:
   """Creates the model for images of `image_shape` (H, W, C) and splits it."""
-  return FunctionalModel.split(create(model_config, image_shape=image_shape,
-                                      num_levels=num_levels, rngs=nnx.Rngs(seed)),
-                               num_classes=model_config.num_classes)
+  return FunctionalModel.split(
+    create(model_config, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(seed)),
+    num_classes=model_config.num_classes,
+  )

@@ -35,8 +35,10 @@ def check_factor(image_shape: tuple[int, ...], factor: int) -> None:
   """Checks that (H, W, ...) divides into an (H/f, W/f) subsample."""
   height, width = image_shape[:2]
   if factor < 2 or height % factor or width % factor:
-    raise ValueError(f"The multi-scale factor must be >= 2 and divide the image size "
-                     f"{height}x{width}, got {factor}.")
+    raise ValueError(
+      f"The multi-scale factor must be >= 2 and divide the image size "
+      f"{height}x{width}, got {factor}."
+    )
 
 
 def subsample(images: jax.Array, factor: int) -> jax.Array:
@@ -67,19 +69,35 @@ class MultiScale(nnx.Module):
   # Drawn stage by stage (`sample`, `complete` below): `sampling.sample` refuses it.
   samples_in_stages = True
 
-  def __init__(self, small: nnx.Module, large: nnx.Module, *, num_channels: int,
-               num_levels: int, factor: int, conditioning_dim: int, embedding_layers: int,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    small: nnx.Module,
+    large: nnx.Module,
+    *,
+    num_channels: int,
+    num_levels: int,
+    factor: int,
+    conditioning_dim: int,
+    embedding_layers: int,
+    rngs: nnx.Rngs,
+  ):
     if getattr(large, "conditioning_dim", 0) != conditioning_dim:
-      raise ValueError(f"The large model must be built with conditioning_dim="
-                       f"{conditioning_dim}, got {getattr(large, 'conditioning_dim', 0)}.")
+      raise ValueError(
+        f"The large model must be built with conditioning_dim="
+        f"{conditioning_dim}, got {getattr(large, 'conditioning_dim', 0)}."
+      )
     self.factor = factor
     self.num_levels = num_levels
     self.small = small
     self.large = large
     self.conditioner = ConditioningNetwork(
-        num_channels=num_channels, num_levels=num_levels, factor=factor,
-        conditioning_dim=conditioning_dim, num_layers=embedding_layers, rngs=rngs)
+      num_channels=num_channels,
+      num_levels=num_levels,
+      factor=factor,
+      conditioning_dim=conditioning_dim,
+      num_layers=embedding_layers,
+      rngs=rngs,
+    )
 
   def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(B, H, W, C) levels -> (small logits (B, H/f, W/f, C, K), large logits (B, H, W, C, K))."""
@@ -120,11 +138,19 @@ def nll_terms(model: nnx.Module, images: jax.Array) -> dict[str, jax.Array]:
 
 
 @precision.full_precision
-def sample(model: MultiScale, key: jax.Array, *, num_samples: int,
-           image_shape: tuple[int, int, int], temperature: float = 1.0, cached: bool = True,
-           small_images: jax.Array | None = None, small_observed: int = 0,
-           images: jax.Array | None = None, num_observed: int = 0
-           ) -> tuple[jax.Array, jax.Array]:
+def sample(
+  model: MultiScale,
+  key: jax.Array,
+  *,
+  num_samples: int,
+  image_shape: tuple[int, int, int],
+  temperature: float = 1.0,
+  cached: bool = True,
+  small_images: jax.Array | None = None,
+  small_observed: int = 0,
+  images: jax.Array | None = None,
+  num_observed: int = 0,
+) -> tuple[jax.Array, jax.Array]:
   """Samples x_sub from the small model, then x from the large one given x_sub.
 
   The two stages use the keys split from `key` and the incremental samplers where
@@ -140,24 +166,45 @@ def sample(model: MultiScale, key: jax.Array, *, num_samples: int,
   check_factor(image_shape, f)
   height, width, channels = image_shape
   small_key, large_key = jax.random.split(key)
-  small = sampling.sample(model.small, small_key, num_samples=num_samples,
-                          image_shape=(height // f, width // f, channels),
-                          temperature=temperature, cached=cached, images=small_images,
-                          num_observed=small_observed)
+  small = sampling.sample(
+    model.small,
+    small_key,
+    num_samples=num_samples,
+    image_shape=(height // f, width // f, channels),
+    temperature=temperature,
+    cached=cached,
+    images=small_images,
+    num_observed=small_observed,
+  )
   if images is None:
     images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
   fixed = jnp.asarray(subsample_mask(height, width, f))
   images = jnp.where(fixed[None, :, :, None], embed(small, f), jnp.asarray(images, jnp.int32))
-  large = sampling.sample(model.large, large_key, num_samples=num_samples,
-                          image_shape=image_shape, temperature=temperature, cached=cached,
-                          images=images, num_observed=num_observed,
-                          conditioning=model.conditioner(small), fixed=fixed)
+  large = sampling.sample(
+    model.large,
+    large_key,
+    num_samples=num_samples,
+    image_shape=image_shape,
+    temperature=temperature,
+    cached=cached,
+    images=images,
+    num_observed=num_observed,
+    conditioning=model.conditioner(small),
+    fixed=fixed,
+  )
   return small, large
 
 
 @precision.full_precision
-def complete(model: MultiScale, key: jax.Array, images: jax.Array, *, observed_rows: int,
-             num_completions: int = 1, temperature: float = 1.0) -> jax.Array:
+def complete(
+  model: MultiScale,
+  key: jax.Array,
+  images: jax.Array,
+  *,
+  observed_rows: int,
+  num_completions: int = 1,
+  temperature: float = 1.0,
+) -> jax.Array:
   """Completes images whose top `observed_rows` rows are observed.
 
   The subsample's rows inside the observed rows are observed for the small model
@@ -173,8 +220,15 @@ def complete(model: MultiScale, key: jax.Array, images: jax.Array, *, observed_r
   f = model.factor
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
   small_rows = -(-observed_rows // f)  # Subsample rows 0, f, 2f, ... below observed_rows.
-  _, large = sample(model, key, num_samples=n * num_completions, image_shape=(h, w, c),
-                    temperature=temperature, small_images=subsample(repeated, f),
-                    small_observed=small_rows * (w // f) * c, images=repeated,
-                    num_observed=observed_rows * w * c)
+  _, large = sample(
+    model,
+    key,
+    num_samples=n * num_completions,
+    image_shape=(h, w, c),
+    temperature=temperature,
+    small_images=subsample(repeated, f),
+    small_observed=small_rows * (w // f) * c,
+    images=repeated,
+    num_observed=observed_rows * w * c,
+  )
   return large.reshape(n, num_completions, h, w, c)

@@ -19,7 +19,8 @@ def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
     schedule = optax.cosine_decay_schedule(lr, decay_steps=num_steps)
   elif opt_config.schedule == "warmup_cosine":
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps)
+      0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps
+    )
   else:
     raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
   if opt_config.name == "rmsprop":
@@ -42,7 +43,8 @@ def make(config) -> optax.GradientTransformation:
 
   def labels(params):
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: "small" if path[0].key == "small" else "large", params)
+      lambda path, _: "small" if path[0].key == "small" else "large", params
+    )
 
   # multi_transform keeps a separate state for each label's parameters.
   return optax.multi_transform({"small": tx, "large": tx}, labels)

@@ -21,13 +21,16 @@ TABLE4 = "Table 4: binarized MNIST, test NLL in nats per image"
 TABLE5 = "Table 5: CIFAR-10, test NLL in bits/dim"
 ICML_T4 = "van den Oord et al. 2016, ICML, Table 4"
 ICML_T5 = "van den Oord et al. 2016, ICML, Table 5"
-GATED = ("Gated PixelCNN (van den Oord et al. 2016b): binarized MNIST in nats per image, "
-         "CIFAR-10 in bits/dim")
+GATED = (
+  "Gated PixelCNN (van den Oord et al. 2016b): binarized MNIST in nats per image, "
+  "CIFAR-10 in bits/dim"
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
   """One row of a paper table: what to train, and the number to compare with."""
+
   name: str
   table: str
   model: str
@@ -39,39 +42,93 @@ class Row:
 
 
 ROWS = (
-    Row("bmnist_pixelcnn", TABLE4, "PixelCNN", "configs/binarized_mnist_pixelcnn.py", 81.30,
-        "nats", "attributed to the paper (likely its arXiv v3) by Gulrajani et al. 2016 "
-        "(PixelVAE), Table 1, and by Papers with Code; the network behind it is not given",
-        "configs/binarized_mnist_pixelcnn_large_batch.py"),
-    Row("bmnist_row_lstm", TABLE4, "Row LSTM", "configs/binarized_mnist_row_lstm.py", 80.54,
-        "nats", "unverified: found in no public source",
-        "configs/binarized_mnist_row_lstm_large_batch.py"),
-    Row("bmnist_diagonal_bilstm_1x32", TABLE4, "Diagonal BiLSTM, 1 layer, h=32",
-        "configs/binarized_mnist_diagonal_bilstm_1layer.py", 80.75, "nats", ICML_T4,
-        "configs/binarized_mnist_diagonal_bilstm_1layer_large_batch.py"),
-    Row("bmnist_diagonal_bilstm_7x16", TABLE4, "Diagonal BiLSTM, 7 layers, h=16",
-        "configs/binarized_mnist_diagonal_bilstm.py", 79.20, "nats", ICML_T4,
-        "configs/binarized_mnist_diagonal_bilstm_large_batch.py"),
-    Row("cifar10_pixelcnn", TABLE5, "PixelCNN", "configs/cifar10_pixelcnn.py", 3.14,
-        "bits/dim", ICML_T5),
-    Row("cifar10_row_lstm", TABLE5, "Row LSTM", "configs/cifar10_row_lstm.py", 3.07,
-        "bits/dim", ICML_T5),
-    Row("cifar10_diagonal_bilstm", TABLE5, "Diagonal BiLSTM", "configs/cifar10_diagonal_bilstm.py",
-        3.00, "bits/dim", ICML_T5),
-    Row("bmnist_gated_pixelcnn", GATED, "Gated PixelCNN, binarized MNIST",
-        "configs/binarized_mnist_gated_pixelcnn.py", 80.10, "nats",
-        "Gulrajani et al. 2016 (PixelVAE), Table 1; the network behind it is not given"),
-    Row("cifar10_gated_pixelcnn", GATED, "Gated PixelCNN, CIFAR-10",
-        "configs/cifar10_gated_pixelcnn.py", 3.03, "bits/dim",
-        "van den Oord et al. 2016b, \"Conditional Image Generation with PixelCNN Decoders\", "
-        "Table 1; the paper does not state this network's size (the config says which size it "
-        "uses and why)"),
+  Row(
+    "bmnist_pixelcnn",
+    TABLE4,
+    "PixelCNN",
+    "configs/binarized_mnist_pixelcnn.py",
+    81.30,
+    "nats",
+    "attributed to the paper (likely its arXiv v3) by Gulrajani et al. 2016 "
+    "(PixelVAE), Table 1, and by Papers with Code; the network behind it is not given",
+    "configs/binarized_mnist_pixelcnn_large_batch.py",
+  ),
+  Row(
+    "bmnist_row_lstm",
+    TABLE4,
+    "Row LSTM",
+    "configs/binarized_mnist_row_lstm.py",
+    80.54,
+    "nats",
+    "unverified: found in no public source",
+    "configs/binarized_mnist_row_lstm_large_batch.py",
+  ),
+  Row(
+    "bmnist_diagonal_bilstm_1x32",
+    TABLE4,
+    "Diagonal BiLSTM, 1 layer, h=32",
+    "configs/binarized_mnist_diagonal_bilstm_1layer.py",
+    80.75,
+    "nats",
+    ICML_T4,
+    "configs/binarized_mnist_diagonal_bilstm_1layer_large_batch.py",
+  ),
+  Row(
+    "bmnist_diagonal_bilstm_7x16",
+    TABLE4,
+    "Diagonal BiLSTM, 7 layers, h=16",
+    "configs/binarized_mnist_diagonal_bilstm.py",
+    79.20,
+    "nats",
+    ICML_T4,
+    "configs/binarized_mnist_diagonal_bilstm_large_batch.py",
+  ),
+  Row(
+    "cifar10_pixelcnn", TABLE5, "PixelCNN", "configs/cifar10_pixelcnn.py", 3.14, "bits/dim", ICML_T5
+  ),
+  Row(
+    "cifar10_row_lstm", TABLE5, "Row LSTM", "configs/cifar10_row_lstm.py", 3.07, "bits/dim", ICML_T5
+  ),
+  Row(
+    "cifar10_diagonal_bilstm",
+    TABLE5,
+    "Diagonal BiLSTM",
+    "configs/cifar10_diagonal_bilstm.py",
+    3.00,
+    "bits/dim",
+    ICML_T5,
+  ),
+  Row(
+    "bmnist_gated_pixelcnn",
+    GATED,
+    "Gated PixelCNN, binarized MNIST",
+    "configs/binarized_mnist_gated_pixelcnn.py",
+    80.10,
+    "nats",
+    "Gulrajani et al. 2016 (PixelVAE), Table 1; the network behind it is not given",
+  ),
+  Row(
+    "cifar10_gated_pixelcnn",
+    GATED,
+    "Gated PixelCNN, CIFAR-10",
+    "configs/cifar10_gated_pixelcnn.py",
+    3.03,
+    "bits/dim",
+    'van den Oord et al. 2016b, "Conditional Image Generation with PixelCNN Decoders", '
+    "Table 1; the paper does not state this network's size (the config says which size it "
+    "uses and why)",
+  ),
 )
 
 # The rows trained in the background of every session (`--rows=next` takes the first
 # one not recorded yet, skipping those held back).
-CONTINUE_ORDER = ("bmnist_diagonal_bilstm_1x32", "bmnist_pixelcnn", "bmnist_row_lstm",
-                  "bmnist_diagonal_bilstm_7x16", "bmnist_gated_pixelcnn")
+CONTINUE_ORDER = (
+  "bmnist_diagonal_bilstm_1x32",
+  "bmnist_pixelcnn",
+  "bmnist_row_lstm",
+  "bmnist_diagonal_bilstm_7x16",
+  "bmnist_gated_pixelcnn",
+)
 HELD_BACK: dict[str, str] = {}  # Name -> why `--rows=next` skips it, e.g. a network not decided.
 
 RECIPES = ("paper", "large_batch")
@@ -86,10 +143,17 @@ def recipe_rows(rows, recipe: str) -> list[Row]:
     return list(rows)
   if recipe != "large_batch":
     raise ValueError(f"Unknown recipe {recipe!r}; valid: {list(RECIPES)}.")
-  return [dataclasses.replace(row, name=row.name + LARGE_BATCH_SUFFIX,
-                              model=f"{row.model}, large-batch recipe",
-                              config=row.large_batch_config, large_batch_config=None)
-          for row in rows if row.large_batch_config is not None]
+  return [
+    dataclasses.replace(
+      row,
+      name=row.name + LARGE_BATCH_SUFFIX,
+      model=f"{row.model}, large-batch recipe",
+      config=row.large_batch_config,
+      large_batch_config=None,
+    )
+    for row in rows
+    if row.large_batch_config is not None
+  ]
 
 
 def all_rows() -> list[Row]:
@@ -120,7 +184,9 @@ def write_json(path: str, value) -> None:
   os.replace(tmp, path)
 
 
-def next_row(results_dir: str, order=CONTINUE_ORDER, held_back=None) -> tuple[Row | None, list[str]]:
+def next_row(
+  results_dir: str, order=CONTINUE_ORDER, held_back=None
+) -> tuple[Row | None, list[str]]:
   """The first row of `order` with no record, and a line for each row skipped before it."""
   held_back = HELD_BACK if held_back is None else held_back
   by_name = {row.name: row for row in ROWS}
@@ -163,15 +229,20 @@ class PieceLog:
   from_step, to_step (the last checkpoint), eval_split, outcome, hardware.
   """
 
-  def __init__(self, workdir: str, *, command: str, from_step: int, eval_split: str,
-               hardware: str):
+  def __init__(self, workdir: str, *, command: str, from_step: int, eval_split: str, hardware: str):
     self.workdir = workdir
     self._clock, self._cpu = time.perf_counter(), time.process_time()
-    self.piece = {"command": command,
-                  "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                      timespec="seconds"),
-                  "wall_s": 0.0, "cpu_s": 0.0, "from_step": from_step, "to_step": from_step,
-                  "eval_split": eval_split, "outcome": "running", "hardware": hardware}
+    self.piece = {
+      "command": command,
+      "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "wall_s": 0.0,
+      "cpu_s": 0.0,
+      "from_step": from_step,
+      "to_step": from_step,
+      "eval_split": eval_split,
+      "outcome": "running",
+      "hardware": hardware,
+    }
     self._earlier = None  # The lines of earlier pieces, read at the first update.
 
   def update(self, step: int, outcome: str = "running") -> None:
@@ -180,11 +251,17 @@ class PieceLog:
       # Read once the piece holds the workdir's lock (its first checkpoint): an earlier
       # piece still "running" is one that was killed after its last checkpoint.
       self._earlier = [
-          {**p, "outcome": f"killed after its checkpoint at step {p['to_step']}"}
-          if p.get("outcome") == "running" else p for p in read_pieces(self.workdir)]
-    self.piece.update(wall_s=round(time.perf_counter() - self._clock, 1),
-                      cpu_s=round(time.process_time() - self._cpu, 1), to_step=step,
-                      outcome=outcome)
+        {**p, "outcome": f"killed after its checkpoint at step {p['to_step']}"}
+        if p.get("outcome") == "running"
+        else p
+        for p in read_pieces(self.workdir)
+      ]
+    self.piece.update(
+      wall_s=round(time.perf_counter() - self._clock, 1),
+      cpu_s=round(time.process_time() - self._cpu, 1),
+      to_step=step,
+      outcome=outcome,
+    )
     _write_pieces(self.workdir, self._earlier + [self.piece])
 
 
@@ -196,8 +273,10 @@ def eval_split(pieces: list[dict]) -> str:
 def totals(pieces: list[dict]) -> dict:
   """Wall and CPU seconds over `pieces` (CPU time None if a piece did not record it)."""
   cpu = [p.get("cpu_s") for p in pieces]
-  return {"wall_s": round(sum(p["wall_s"] for p in pieces), 1),
-          "cpu_s": None if None in cpu else round(sum(cpu), 1)}
+  return {
+    "wall_s": round(sum(p["wall_s"] for p in pieces), 1),
+    "cpu_s": None if None in cpu else round(sum(cpu), 1),
+  }
 
 
 # --- The table and the curves --------------------------------------------------------
@@ -206,8 +285,9 @@ PLATEAU_WINDOW_STEPS = 30_000
 PLATEAU_MIN_GAIN = 0.1  # Nats over the window: less, and the row has stopped improving.
 
 
-def plateau(curve, window: int = PLATEAU_WINDOW_STEPS, min_gain: float = PLATEAU_MIN_GAIN
-            ) -> float | None:
+def plateau(
+  curve, window: int = PLATEAU_WINDOW_STEPS, min_gain: float = PLATEAU_MIN_GAIN
+) -> float | None:
   """The NLL gained over the last `window` steps of an evaluation curve ((step, NLL),
   in step order) when it is under `min_gain`: the row has stopped improving and should
   be argued from its curve, not trained on. None while it improves, or while the curve
@@ -220,36 +300,48 @@ def plateau(curve, window: int = PLATEAU_WINDOW_STEPS, min_gain: float = PLATEAU
   return gain if gain < min_gain else None
 
 
-
 def _hours(seconds: float | None) -> str:
   return "" if seconds is None else f"{seconds / 3600:.2f}"
 
 
-def in_progress_status(row: Row, workdir: str, step: int, num_steps: int,
-                       batch_size: int) -> list[str]:
+def in_progress_status(
+  row: Row, workdir: str, step: int, num_steps: int, batch_size: int
+) -> list[str]:
   """The table cells (ours .. command) of a row in progress at checkpoint `step`."""
   pieces = read_pieces(workdir)
   curve = curves.eval_curve(workdir)
   split = eval_split(pieces)
-  latest = (f"{split} {curve[-1][1]:.2f} at step {curve[-1][0]:,}" if curve
-            else "no evaluation yet")
+  latest = f"{split} {curve[-1][1]:.2f} at step {curve[-1][0]:,}" if curve else "no evaluation yet"
   flat = plateau(curve)
   if flat is not None:
-    latest += (f"; **stopped improving**: {flat:.2f} nats gained over the last "
-               f"{PLATEAU_WINDOW_STEPS:,} steps")
+    latest += (
+      f"; **stopped improving**: {flat:.2f} nats gained over the last "
+      f"{PLATEAU_WINDOW_STEPS:,} steps"
+    )
   spent = totals(pieces)
-  return [f"in progress: {latest}", f"{step:,} of {num_steps:,}", f"{step * batch_size:,}",
-          progress.format_duration(spent["wall_s"]), _hours(spent["cpu_s"]),
-          "; ".join(sorted({p["hardware"] for p in pieces})),
-          pieces[-1]["started"][:10] if pieces else "",
-          "<br>".join(f"`{p['command']}`" for p in pieces)]
+  return [
+    f"in progress: {latest}",
+    f"{step:,} of {num_steps:,}",
+    f"{step * batch_size:,}",
+    progress.format_duration(spent["wall_s"]),
+    _hours(spent["cpu_s"]),
+    "; ".join(sorted({p["hardware"] for p in pieces})),
+    pieces[-1]["started"][:10] if pieces else "",
+    "<br>".join(f"`{p['command']}`" for p in pieces),
+  ]
 
 
 def finished_status(record: dict) -> list[str]:
-  return [f"**{record['ours']:.2f}**", f"{record['steps']:,}", f"{record['images_seen']:,}",
-          progress.format_duration(record["wall_time_s"]), _hours(record.get("cpu_time_s")),
-          "; ".join(record["hardware"]), record["date"],
-          "<br>".join(f"`{c}`" for c in record["commands"])]
+  return [
+    f"**{record['ours']:.2f}**",
+    f"{record['steps']:,}",
+    f"{record['images_seen']:,}",
+    progress.format_duration(record["wall_time_s"]),
+    _hours(record.get("cpu_time_s")),
+    "; ".join(record["hardware"]),
+    record["date"],
+    "<br>".join(f"`{c}`" for c in record["commands"]),
+  ]
 
 
 def curve_paths(results_dir: str, row: Row | None = None) -> str:
@@ -270,37 +362,58 @@ def write_curves(rows: list[Row], results_dir: str, workdirs: dict[str, str]) ->
     series = curves.Series(f"{row.name} ({split})", points, color)
     reference = curves.Reference(f"paper: {row.paper:.2f} ({row.name})", row.paper, color)
     drawn.append((series, reference))
-    written.append(curves.save_chart(
-        curve_paths(results_dir, row), [series], [reference],
-        title=f"{row.name}: {row.model}, EMA parameters, {split} split", y_max=100.0))
+    written.append(
+      curves.save_chart(
+        curve_paths(results_dir, row),
+        [series],
+        [reference],
+        title=f"{row.name}: {row.model}, EMA parameters, {split} split",
+        y_max=100.0,
+      )
+    )
   if drawn:
-    written.append(curves.save_chart(
-        curve_paths(results_dir), [s for s, _ in drawn], [r for _, r in drawn],
-        title="Binarized-MNIST rows: NLL of the EMA parameters against steps", y_max=100.0))
+    written.append(
+      curves.save_chart(
+        curve_paths(results_dir),
+        [s for s, _ in drawn],
+        [r for _, r in drawn],
+        title="Binarized-MNIST rows: NLL of the EMA parameters against steps",
+        y_max=100.0,
+      )
+    )
   return written
 
 
-def write_table(rows: list[Row], results_dir: str, in_progress: dict[str, list[str]],
-                figures: list[str]) -> str:
+def write_table(
+  rows: list[Row], results_dir: str, in_progress: dict[str, list[str]], figures: list[str]
+) -> str:
   """Writes results_dir/paper_tables.md: a finished row from its record, a row in
   progress from `in_progress` (its cells), any other as not run. Returns its path."""
   lines = [
-      "# The paper's tables, reproduced",
-      "",
-      "Written by `experiments/reproduce.py` from the records in `paper_rows/` and the rows' "
-      "workdirs; do not edit by hand. Ours: the test-set NLL of the EMA parameters, evaluated "
-      "once at full float32 when a row finishes. A row in progress shows its latest "
-      "evaluation on the split its config names (the validation split, on which decisions "
-      "are taken).",
+    "# The paper's tables, reproduced",
+    "",
+    "Written by `experiments/reproduce.py` from the records in `paper_rows/` and the rows' "
+    "workdirs; do not edit by hand. Ours: the test-set NLL of the EMA parameters, evaluated "
+    "once at full float32 when a row finishes. A row in progress shows its latest "
+    "evaluation on the split its config names (the validation split, on which decisions "
+    "are taken).",
   ]
   if figures:
-    lines += ["", "Curves: " + ", ".join(
-        f"[{os.path.basename(f)}](paper_rows/{os.path.basename(f)})" for f in figures) + "."]
+    lines += [
+      "",
+      "Curves: "
+      + ", ".join(f"[{os.path.basename(f)}](paper_rows/{os.path.basename(f)})" for f in figures)
+      + ".",
+    ]
   for table in dict.fromkeys(row.table for row in rows):
-    lines += ["", f"## {table}", "",
-              "| row | model | paper | ours | steps | images seen | wall time | CPU hours "
-              "| hardware | date | command |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+      "",
+      f"## {table}",
+      "",
+      "| row | model | paper | ours | steps | images seen | wall time | CPU hours "
+      "| hardware | date | command |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in (r for r in rows if r.table == table):
       paper = f"{row.paper:.2f}" + (" (unverified)" if row.source.startswith("unverified") else "")
       record = read_record(results_dir, row)

@@ -26,8 +26,9 @@ class ResidualBlock(nnx.Module):
   """(B, H, W, 2h) -> (B, H, W, 2h); group g at pixel p sees inputs before p, and
   groups <= g at p."""
 
-  def __init__(self, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0):
+  def __init__(
+    self, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs, conditioning_dim: int = 0
+  ):
     kw = dict(num_channels=num_channels, mask_type="B", rngs=rngs)
     self.reduce = MaskedConv(2 * hidden_dim, hidden_dim, (1, 1), **kw)
     self.conv = MaskedConv(hidden_dim, hidden_dim, (3, 3), **kw)
@@ -41,8 +42,9 @@ class ResidualBlock(nnx.Module):
     h = self.expand(jax.nn.relu(h))
     return x + h
 
-  def step(self, cache: jax.Array, x: jax.Array, i, j, conditioning: jax.Array | None
-           ) -> tuple[jax.Array, jax.Array]:
+  def step(
+    self, cache: jax.Array, x: jax.Array, i, j, conditioning: jax.Array | None
+  ) -> tuple[jax.Array, jax.Array]:
     """The block at pixel (i, j) alone: x (B, 2h) -> (B, 2h), as `__call__` computes it.
 
     cache: the 3x3 convolution's padded input map (`MaskedConv.empty_cache`), holding
@@ -59,21 +61,34 @@ class PixelCNN(nnx.Module):
 
   config_keys = ()  # No `config.model` keys beyond those every model takes.
 
-  def __init__(self, *, num_channels: int, num_levels: int, hidden_dim: int,
-               num_layers: int, output_dim: int, rngs: nnx.Rngs, conditioning_dim: int = 0):
+  def __init__(
+    self,
+    *,
+    num_channels: int,
+    num_levels: int,
+    hidden_dim: int,
+    num_layers: int,
+    output_dim: int,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+  ):
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
-    self.input_conv = MaskedConv(num_channels, 2 * hidden_dim, (7, 7),
-                                 num_channels=num_channels, mask_type="A", rngs=rngs)
-    self.blocks = nnx.List([
-        ResidualBlock(hidden_dim, num_channels=num_channels, rngs=rngs,
-                      conditioning_dim=conditioning_dim)
+    self.input_conv = MaskedConv(
+      num_channels, 2 * hidden_dim, (7, 7), num_channels=num_channels, mask_type="A", rngs=rngs
+    )
+    self.blocks = nnx.List(
+      [
+        ResidualBlock(
+          hidden_dim, num_channels=num_channels, rngs=rngs, conditioning_dim=conditioning_dim
+        )
         for _ in range(num_layers)
-    ])
+      ]
+    )
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, 2 * hidden_dim, rngs)
-    self.head = likelihood.OutputHead(2 * hidden_dim, output_dim,
-                                      num_channels=num_channels,
-                                      num_levels=num_levels, rngs=rngs)
+    self.head = likelihood.OutputHead(
+      2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+    )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
@@ -90,8 +105,9 @@ class PixelCNN(nnx.Module):
     height, width, _ = image_shape
     return [block.conv.empty_cache(batch_size, height, width) for block in self.blocks]
 
-  def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
-           ) -> tuple[jax.Array, list]:
+  def step(
+    self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
+  ) -> tuple[jax.Array, list]:
     """The logits (B, C, K) of pixel (i, j), one kernel application per layer.
 
     The one-pixel step of `sampling.sample_cached`, which documents its arguments and
@@ -103,8 +119,10 @@ class PixelCNN(nnx.Module):
     """
     cond = conditioning_lib.pixel(conditioning, i, j)
     h = conditioning_lib.add_bias(
-        likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
-        self.input_conditioning, cond)
+      likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
+      self.input_conditioning,
+      cond,
+    )
     blocks = []
     for block, block_cache in zip(self.blocks, cache):
       h, block_cache = block.step(block_cache, h, i, j, cond)

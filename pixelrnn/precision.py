@@ -29,14 +29,15 @@ import jax.numpy as jnp
 class Policy:
   """`matmul_precision`: the value given to `jax.default_matmul_precision` while
   tracing; `compute_dtype`: the dtype floating parameters and activations take."""
+
   matmul_precision: str
   compute_dtype: jnp.dtype
 
 
 POLICIES = {
-    "float32": Policy("highest", jnp.float32),
-    "tf32": Policy("tensorfloat32", jnp.float32),
-    "bfloat16": Policy("default", jnp.bfloat16),
+  "float32": Policy("highest", jnp.float32),
+  "tf32": Policy("tensorfloat32", jnp.float32),
+  "bfloat16": Policy("default", jnp.bfloat16),
 }
 PRECISIONS = tuple(POLICIES)
 FULL = POLICIES["float32"]
@@ -54,6 +55,7 @@ def traced_with(matmul_precision: str, fn: Callable) -> Callable:
   The setting is read while tracing, so it holds whether `fn` is jitted afterwards or
   called inside another jitted function.
   """
+
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
     with jax.default_matmul_precision(matmul_precision):
@@ -69,6 +71,8 @@ def full_precision(fn: Callable) -> Callable:
 
 def cast_floating(tree, dtype):
   """`tree` with every floating-point leaf cast to `dtype` (integer leaves unchanged)."""
+
   def cast(x):
     return x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x
+
   return jax.tree.map(cast, tree)

@@ -23,8 +23,9 @@ from flax import nnx
 
 from pixelrnn import checkpoints, datasets, defaults, errors, models, train
 
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_files",
-                              "pretrained")
+PRETRAINED_DIR = os.path.join(
+  os.path.dirname(os.path.abspath(__file__)), "data_files", "pretrained"
+)
 FILES = ("config.json", "params.npz", "record.json")
 
 
@@ -38,6 +39,7 @@ class Loaded:
 
   `model.merged(params)` is the network; `image_shape` is (H, W, C) and `num_levels` K.
   """
+
   name: str
   config: ml_collections.ConfigDict
   model: models.FunctionalModel
@@ -56,8 +58,11 @@ def available(root: str = PRETRAINED_DIR) -> list[str]:
   """The names of the pretrained models under `root`."""
   if not os.path.isdir(root):
     return []
-  return sorted(name for name in os.listdir(root)
-                if all(os.path.isfile(os.path.join(root, name, f)) for f in FILES))
+  return sorted(
+    name
+    for name in os.listdir(root)
+    if all(os.path.isfile(os.path.join(root, name, f)) for f in FILES)
+  )
 
 
 def _path_key(path) -> str:
@@ -72,8 +77,9 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
   def assign(target, values, prefix):
     for key, value in values.items():
       if key not in target:
-        raise PretrainedError(f"Config key {prefix}{key!r} of the pretrained model is not in "
-                              "this version's schema.")
+        raise PretrainedError(
+          f"Config key {prefix}{key!r} of the pretrained model is not in this version's schema."
+        )
       if isinstance(value, dict):
         assign(target[key], value, f"{prefix}{key}.")
       else:
@@ -84,8 +90,13 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
   return config
 
 
-def export(config: ml_collections.ConfigDict, params: nnx.State, record: dict, name: str,
-           root: str = PRETRAINED_DIR) -> str:
+def export(
+  config: ml_collections.ConfigDict,
+  params: nnx.State,
+  record: dict,
+  name: str,
+  root: str = PRETRAINED_DIR,
+) -> str:
   """Writes `params` (EMA parameters) with `config` and `record` as pretrained model
   `name` under `root`, replacing any earlier one; returns its folder."""
   folder = os.path.join(root, name)
@@ -95,8 +106,10 @@ def export(config: ml_collections.ConfigDict, params: nnx.State, record: dict, n
   tmp = os.path.join(folder, "params.tmp.npz")
   np.savez_compressed(tmp, **arrays)
   os.replace(tmp, os.path.join(folder, "params.npz"))
-  for filename, text in (("config.json", config.to_json(indent=2)),
-                         ("record.json", json.dumps(record, indent=2))):
+  for filename, text in (
+    ("config.json", config.to_json(indent=2)),
+    ("record.json", json.dumps(record, indent=2)),
+  ):
     with open(os.path.join(folder, filename + ".tmp"), "w") as f:
       f.write(text + "\n")
     os.replace(os.path.join(folder, filename + ".tmp"), os.path.join(folder, filename))
@@ -113,8 +126,9 @@ def load(name: str, root: str = PRETRAINED_DIR) -> Loaded:
   with open(os.path.join(folder, "record.json")) as f:
     record = json.load(f)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  model, initial = models.build(config.model, image_shape=image_shape, num_levels=num_levels,
-                                seed=config.seed)
+  model, initial = models.build(
+    config.model, image_shape=image_shape, num_levels=num_levels, seed=config.seed
+  )
   with np.load(os.path.join(folder, "params.npz")) as stored:
     arrays = dict(stored)
 
@@ -122,20 +136,27 @@ def load(name: str, root: str = PRETRAINED_DIR) -> Loaded:
     key = _path_key(path)
     if key not in arrays or arrays[key].shape != leaf.shape or arrays[key].dtype != leaf.dtype:
       found = "missing" if key not in arrays else f"{arrays[key].shape} {arrays[key].dtype}"
-      raise PretrainedError(f"Pretrained model {name!r}: parameter {key} is {found}, its config "
-                            f"needs {leaf.shape} {leaf.dtype}.")
+      raise PretrainedError(
+        f"Pretrained model {name!r}: parameter {key} is {found}, its config "
+        f"needs {leaf.shape} {leaf.dtype}."
+      )
     return arrays.pop(key)
 
   params = jax.tree_util.tree_map_with_path(stored_leaf, initial)
   if arrays:
-    raise PretrainedError(f"Pretrained model {name!r} has parameters its config does not: "
-                          f"{sorted(arrays)[:3]}.")
-  return Loaded(name, config, model, params, int(record["steps"]), image_shape, num_levels,
-                record)
+    raise PretrainedError(
+      f"Pretrained model {name!r} has parameters its config does not: {sorted(arrays)[:3]}."
+    )
+  return Loaded(name, config, model, params, int(record["steps"]), image_shape, num_levels, record)
 
 
-def export_checkpoint(config: ml_collections.ConfigDict, workdir: str, record: dict, name: str,
-                      root: str = PRETRAINED_DIR) -> str:
+def export_checkpoint(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  record: dict,
+  name: str,
+  root: str = PRETRAINED_DIR,
+) -> str:
   """`export` of the EMA parameters of workdir's latest checkpoint."""
   checkpoints.require_checkpoints(workdir)
   _, params, _, _, _ = train.load_ema_params(config, workdir)

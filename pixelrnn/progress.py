@@ -26,8 +26,15 @@ class ProgressLines:
   """One line per `every` steps: step, steps/s over the interval, the ETA of the whole run
   at this piece's mean rate, and the latest train and eval NLL given to `set_postfix`."""
 
-  def __init__(self, total: int, initial: int, every: int, *, out: TextIO | None = None,
-               clock: Callable[[], float] = time.monotonic):
+  def __init__(
+    self,
+    total: int,
+    initial: int,
+    every: int,
+    *,
+    out: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+  ):
     if every < 1:
       raise ValueError(f"every={every}: expected at least 1 step per line.")
     self.total, self.every, self.step = total, every, initial
@@ -38,7 +45,9 @@ class ProgressLines:
 
   def set_postfix(self, values: dict | None = None, **more) -> None:
     """Names and values shown at the end of each line (`train_nll` as "train nll")."""
-    self._postfix.update({k.replace("_", " "): str(v) for k, v in {**(values or {}), **more}.items()})
+    self._postfix.update(
+      {k.replace("_", " "): str(v) for k, v in {**(values or {}), **more}.items()}
+    )
 
   def update(self, count: int) -> None:
     before, self.step = self.step, self.step + count
@@ -51,9 +60,11 @@ class ProgressLines:
     self._last = (self.step, now)
     rate = (self.step - last_step) / max(now - last_time, 1e-9)
     mean_rate = (self.step - first_step) / max(now - first_time, 1e-9)
-    parts = [f"step {self.step:,}/{self.total:,} ({100 * self.step / self.total:.1f}%)",
-             f"{rate:.2f} steps/s",
-             f"ETA {format_duration((self.total - self.step) / max(mean_rate, 1e-9))}"]
+    parts = [
+      f"step {self.step:,}/{self.total:,} ({100 * self.step / self.total:.1f}%)",
+      f"{rate:.2f} steps/s",
+      f"ETA {format_duration((self.total - self.step) / max(mean_rate, 1e-9))}",
+    ]
     parts += [f"{name} {value}" for name, value in self._postfix.items()]
     self.write(" | ".join(parts))
 

@@ -78,9 +78,14 @@ def _lstm_step(gates, prev_cell, valid):
   return cell * valid, hidden * valid, t, tanh_cell
 
 
-def lstm_scan(gates_in: jax.Array, kernel: jax.Array, recurrent_input: Callable,
-              valid: jax.Array | None = None, initial: tuple[jax.Array, jax.Array] | None = None,
-              return_final: bool = False):
+def lstm_scan(
+  gates_in: jax.Array,
+  kernel: jax.Array,
+  recurrent_input: Callable,
+  valid: jax.Array | None = None,
+  initial: tuple[jax.Array, jax.Array] | None = None,
+  return_final: bool = False,
+):
   """An LSTM recurrence over the leading axis, with a hand-written backward pass.
 
   For t = 0..T-1 (the states before t = 0 are `initial`, by default zero):
@@ -135,7 +140,8 @@ def _lstm_scan_fwd(recurrent_input, gates_in, kernel, valid, initial_cell, initi
     return (cell, hidden), (hidden, t, prev_cell, tanh_cell)
 
   final, (hidden, t, prev_cell, tanh_cell) = jax.lax.scan(
-      step, (initial_cell, initial_hidden), (gates_in, valid))
+    step, (initial_cell, initial_hidden), (gates_in, valid)
+  )
   return (hidden, final), (hidden, t, prev_cell, tanh_cell, kernel, valid, initial_hidden)
 
 
@@ -148,15 +154,19 @@ def _lstm_scan_bwd(recurrent_input, residuals, cotangents):
   def step(carry, inputs):
     d_cell_next, d_hidden_recurrent = carry
     d_out, t_, prev_cell_, tanh_cell_, v = inputs
-    d_gates, d_prev_cell = _lstm_cell_bwd((t_, prev_cell_, tanh_cell_),
-                                          (d_cell_next * v, (d_out + d_hidden_recurrent) * v))
+    d_gates, d_prev_cell = _lstm_cell_bwd(
+      (t_, prev_cell_, tanh_cell_), (d_cell_next * v, (d_out + d_hidden_recurrent) * v)
+    )
     (d_prev_hidden,) = transpose_state(d_gates)
     return (d_prev_cell, d_prev_hidden), d_gates
 
   # The final states' cotangents enter as those of the states after the last step.
   (d_initial_cell, d_initial_hidden), d_gates = jax.lax.scan(
-      step, (d_final_cell, d_final_hidden),
-      (d_hidden_out, t, prev_cell, tanh_cell, valid), reverse=True)
+    step,
+    (d_final_cell, d_final_hidden),
+    (d_hidden_out, t, prev_cell, tanh_cell, valid),
+    reverse=True,
+  )
   prev_hidden = jnp.concatenate([initial_hidden[None], hidden[:-1]])
   (d_kernel,) = jax.linear_transpose(lambda k: recurrent_input(prev_hidden, k), kernel)(d_gates)
   return d_gates, d_kernel, jnp.zeros_like(valid), d_initial_cell, d_initial_hidden
@@ -187,29 +197,55 @@ class RecurrentStack(nnx.Module):
   # The `config.model` keys these models take besides those every model takes.
   config_keys = ("residual", "skip", "pallas_lstm")
 
-  def __init__(self, layer_factory: Callable[..., nnx.Module], *, num_channels: int,
-               num_levels: int, hidden_dim: int, num_layers: int, output_dim: int,
-               residual: bool, skip: bool, rngs: nnx.Rngs, conditioning_dim: int = 0,
-               pallas_lstm: bool = False):
+  def __init__(
+    self,
+    layer_factory: Callable[..., nnx.Module],
+    *,
+    num_channels: int,
+    num_levels: int,
+    hidden_dim: int,
+    num_layers: int,
+    output_dim: int,
+    residual: bool,
+    skip: bool,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+    pallas_lstm: bool = False,
+  ):
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
     self.residual = residual
     self.skip = skip
     self.layout = tuple(int(axis) for axis in layer_factory.layout)
     features = 2 * hidden_dim
-    self.input_conv = MaskedConv(num_channels, features, (7, 7), num_channels=num_channels,
-                                 mask_type="A", rngs=rngs)
+    self.input_conv = MaskedConv(
+      num_channels, features, (7, 7), num_channels=num_channels, mask_type="A", rngs=rngs
+    )
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, features, rngs)
-    self.layers = nnx.List([
-        layer_factory(features, hidden_dim, num_channels=num_channels,
-                      conditioning_dim=conditioning_dim, pallas_lstm=pallas_lstm, rngs=rngs)
-        for _ in range(num_layers)])
-    self.projections = nnx.List([
-        MaskedConv(hidden_dim, features, (1, 1), num_channels=num_channels, mask_type="B",
-                   rngs=rngs)
-        for _ in range(num_layers)])
-    self.head = likelihood.OutputHead(features, output_dim, num_channels=num_channels,
-                                      num_levels=num_levels, rngs=rngs)
+    self.layers = nnx.List(
+      [
+        layer_factory(
+          features,
+          hidden_dim,
+          num_channels=num_channels,
+          conditioning_dim=conditioning_dim,
+          pallas_lstm=pallas_lstm,
+          rngs=rngs,
+        )
+        for _ in range(num_layers)
+      ]
+    )
+    self.projections = nnx.List(
+      [
+        MaskedConv(
+          hidden_dim, features, (1, 1), num_channels=num_channels, mask_type="B", rngs=rngs
+        )
+        for _ in range(num_layers)
+      ]
+    )
+    self.head = likelihood.OutputHead(
+      features, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+    )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
     """images (B, H, W, C) levels, conditioning (B, H, W, c) or None -> logits."""
@@ -230,15 +266,18 @@ class RecurrentStack(nnx.Module):
     """The state of `step` before the first pixel: every recurrent layer's cache."""
     return [layer.init_cache(batch_size, image_shape) for layer in self.layers]
 
-  def step(self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
-           ) -> tuple[jax.Array, list]:
+  def step(
+    self, cache: list, images: jax.Array, i, j, conditioning: jax.Array | None = None
+  ) -> tuple[jax.Array, list]:
     """The logits (B, C, K) of pixel (i, j): the 7x7 layer at (i, j), then each
     layer's `step`, its projection, the residual and skip sums and the head, as
     `__call__` computes them at (i, j). Arguments, call order and the cache's
     contract: `sampling.sample_cached`."""
     x = conditioning_lib.add_bias(
-        likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
-        self.input_conditioning, conditioning_lib.pixel(conditioning, i, j))
+      likelihood.input_layer_at(self.input_conv, images, i, j, self.num_levels),
+      self.input_conditioning,
+      conditioning_lib.pixel(conditioning, i, j),
+    )
     skip_sum = jnp.zeros_like(x)
     layers = []
     for layer, projection, layer_cache in zip(self.layers, self.projections, cache):

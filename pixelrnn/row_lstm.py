@@ -37,14 +37,28 @@ class RowLSTMLayer(nnx.Module):
   # The state-to-state kernel's taps [h(j - 1), h(j), h(j + 1)] along the row.
   taps = (-1, 0, 1)
 
-  def __init__(self, in_features: int, hidden_dim: int, *, num_channels: int, rngs: nnx.Rngs,
-               conditioning_dim: int = 0, pallas_lstm: bool = False):
+  def __init__(
+    self,
+    in_features: int,
+    hidden_dim: int,
+    *,
+    num_channels: int,
+    rngs: nnx.Rngs,
+    conditioning_dim: int = 0,
+    pallas_lstm: bool = False,
+  ):
     self.hidden_dim = hidden_dim
     self.pallas_lstm = pallas_lstm
     self.conditioning = conditioning_lib.projection(conditioning_dim, 4 * hidden_dim, rngs)
     self.input_to_state = masks.MaskedConv(
-        in_features, 4 * hidden_dim, (1, 3), num_channels=num_channels, mask_type="B",
-        out_groups=masks.gate_groups(hidden_dim, num_channels, 4), rngs=rngs)
+      in_features,
+      4 * hidden_dim,
+      (1, 3),
+      num_channels=num_channels,
+      mask_type="B",
+      out_groups=masks.gate_groups(hidden_dim, num_channels, 4),
+      rngs=rngs,
+    )
     # The 1x3 state-to-state kernel as one matrix over [h(j-1), h(j), h(j+1)].
     init = nnx.initializers.lecun_normal()
     self.state_to_state = nnx.Param(init(rngs.params(), (3 * hidden_dim, 4 * hidden_dim)))
@@ -66,23 +80,36 @@ class RowLSTMLayer(nnx.Module):
     image) and columns are padded by one on each side for the 1x3 state-to-state kernel.
     """
     height, width, _ = image_shape
-    states = jnp.zeros((batch_size, height + 1, width + 2, self.hidden_dim),
-                       self.input_to_state.dtype)
-    return {"row": self.input_to_state.empty_cache(batch_size, 1, width),
-            "cell": states, "hidden": states}
+    states = jnp.zeros(
+      (batch_size, height + 1, width + 2, self.hidden_dim), self.input_to_state.dtype
+    )
+    return {
+      "row": self.input_to_state.empty_cache(batch_size, 1, width),
+      "cell": states,
+      "hidden": states,
+    }
 
-  def step(self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
-           ) -> tuple[jax.Array, dict]:
+  def step(
+    self, cache: dict, x: jax.Array, i, j, conditioning: jax.Array | None
+  ) -> tuple[jax.Array, dict]:
     """The hidden state (B, h) at (i, j) from the input x (B, F) at (i, j): the 1x3
     input window of row i and the 1x3 window of row i - 1's states around column j."""
     row = self.input_to_state.write(cache["row"], x, 0, j)
     above = jax.lax.dynamic_slice_in_dim(cache["hidden"][:, i], j, 3, axis=1)  # Row i - 1.
-    gates = (conditioning_lib.add_bias(self.input_to_state.at(row, 0, j), self.conditioning,
-                                       conditioning_lib.pixel(conditioning, i, j))
-             + above.reshape(above.shape[0], -1) @ self.state_to_state[...])
+    gates = (
+      conditioning_lib.add_bias(
+        self.input_to_state.at(row, 0, j),
+        self.conditioning,
+        conditioning_lib.pixel(conditioning, i, j),
+      )
+      + above.reshape(above.shape[0], -1) @ self.state_to_state[...]
+    )
     cell, hidden = lstm_cell(gates, cache["cell"][:, i, j + 1])
-    return hidden, {"row": row, "cell": cache["cell"].at[:, i + 1, j + 1].set(cell),
-                    "hidden": cache["hidden"].at[:, i + 1, j + 1].set(hidden)}
+    return hidden, {
+      "row": row,
+      "cell": cache["cell"].at[:, i + 1, j + 1].set(cell),
+      "hidden": cache["hidden"].at[:, i + 1, j + 1].set(hidden),
+    }
 
 
 def row_input_to_state(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:

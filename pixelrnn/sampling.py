@@ -55,8 +55,10 @@ def _prepare(images, num_samples, image_shape, temperature, fixed=None):
     fixed = jnp.zeros(tuple(image_shape[:2]), bool)
   fixed = jnp.asarray(fixed)
   if fixed.shape != tuple(image_shape[:2]) or fixed.dtype != bool:
-    raise ValueError(f"fixed must be a bool (H, W) = {tuple(image_shape[:2])} mask, got "
-                     f"{fixed.dtype} {fixed.shape}.")
+    raise ValueError(
+      f"fixed must be a bool (H, W) = {tuple(image_shape[:2])} mask, got "
+      f"{fixed.dtype} {fixed.shape}."
+    )
   return images, fixed
 
 
@@ -66,10 +68,17 @@ def _draw_or_keep(key, n, logits, temperature, fixed_here, given):
 
 
 @precision.full_precision
-def sample_reference(apply_fn: ApplyFn, key: jax.Array, *, num_samples: int,
-                     image_shape: tuple[int, int, int], temperature: float = 1.0,
-                     images: jax.Array | None = None, num_observed: int = 0,
-                     fixed: jax.Array | None = None) -> jax.Array:
+def sample_reference(
+  apply_fn: ApplyFn,
+  key: jax.Array,
+  *,
+  num_samples: int,
+  image_shape: tuple[int, int, int],
+  temperature: float = 1.0,
+  images: jax.Array | None = None,
+  num_observed: int = 0,
+  fixed: jax.Array | None = None,
+) -> jax.Array:
   """Reference ancestral sampler: a full forward pass per sub-pixel.
 
   Args:
@@ -106,11 +115,19 @@ def has_cached_sampler(model) -> bool:
 
 
 @precision.full_precision
-def sample_cached(model, key: jax.Array, *, num_samples: int,
-                  image_shape: tuple[int, int, int], temperature: float = 1.0,
-                  images: jax.Array | None = None, num_observed: int = 0,
-                  return_logits: bool = False, conditioning: jax.Array | None = None,
-                  fixed: jax.Array | None = None):
+def sample_cached(
+  model,
+  key: jax.Array,
+  *,
+  num_samples: int,
+  image_shape: tuple[int, int, int],
+  temperature: float = 1.0,
+  images: jax.Array | None = None,
+  num_observed: int = 0,
+  return_logits: bool = False,
+  conditioning: jax.Array | None = None,
+  fixed: jax.Array | None = None,
+):
   """Exact incremental sampling with the model's own one-pixel step.
 
   The model provides `init_cache(batch_size, (H, W, C)) -> cache` and
@@ -130,8 +147,9 @@ def sample_cached(model, key: jax.Array, *, num_samples: int,
   sub-pixel was drawn from (rows of observed sub-pixels are zero).
   """
   if not has_cached_sampler(model):
-    raise ValueError(f"{type(model).__name__} has no one-pixel step (init_cache and step); "
-                     "use sample_reference.")
+    raise ValueError(
+      f"{type(model).__name__} has no one-pixel step (init_cache and step); use sample_reference."
+    )
   images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, c = image_shape
   num_levels = model.num_levels
@@ -140,8 +158,9 @@ def sample_cached(model, key: jax.Array, *, num_samples: int,
     i, j = jnp.divmod(p, w)
     return model.step(cache, images, i, j, conditioning)[1]
 
-  cache = jax.lax.fori_loop(0, num_observed // c, observe,
-                            model.init_cache(num_samples, image_shape))
+  cache = jax.lax.fori_loop(
+    0, num_observed // c, observe, model.init_cache(num_samples, image_shape)
+  )
 
   def body(n, carry):
     current, cache, logits_log = carry
@@ -153,22 +172,34 @@ def sample_cached(model, key: jax.Array, *, num_samples: int,
     return current.at[:, i, j, ch].set(level), cache, logits_log.at[n].set(logits)
 
   logits_log = jnp.zeros((h * w * c, num_samples, num_levels), jnp.float32)
-  current, _, logits_log = jax.lax.fori_loop(num_observed, h * w * c, body,
-                                             (images, cache, logits_log))
+  current, _, logits_log = jax.lax.fori_loop(
+    num_observed, h * w * c, body, (images, cache, logits_log)
+  )
   return (current, logits_log) if return_logits else current
 
 
 def _refuse_staged(model) -> None:
   if getattr(model, "samples_in_stages", False):
-    raise ValueError("A multi-scale model samples in two stages: use multiscale.sample or "
-                     "multiscale.complete instead of sampling.sample or sampling.complete.")
+    raise ValueError(
+      "A multi-scale model samples in two stages: use multiscale.sample or "
+      "multiscale.complete instead of sampling.sample or sampling.complete."
+    )
 
 
 @precision.full_precision
-def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, int, int],
-           temperature: float = 1.0, images: jax.Array | None = None, num_observed: int = 0,
-           cached: bool = True, conditioning: jax.Array | None = None,
-           fixed: jax.Array | None = None) -> jax.Array:
+def sample(
+  model,
+  key: jax.Array,
+  *,
+  num_samples: int,
+  image_shape: tuple[int, int, int],
+  temperature: float = 1.0,
+  images: jax.Array | None = None,
+  num_observed: int = 0,
+  cached: bool = True,
+  conditioning: jax.Array | None = None,
+  fixed: jax.Array | None = None,
+) -> jax.Array:
   """Samples with the incremental sampler where the model has one, else the reference.
 
   Both draw identical images from the same key (tests/test_sampling.py), so the
@@ -176,8 +207,14 @@ def sample(model, key: jax.Array, *, num_samples: int, image_shape: tuple[int, i
   conditional model; `fixed` (H, W) marks pixels copied from `images`.
   """
   _refuse_staged(model)
-  kwargs = dict(num_samples=num_samples, image_shape=image_shape, temperature=temperature,
-                images=images, num_observed=num_observed, fixed=fixed)
+  kwargs = dict(
+    num_samples=num_samples,
+    image_shape=image_shape,
+    temperature=temperature,
+    images=images,
+    num_observed=num_observed,
+    fixed=fixed,
+  )
   if cached and has_cached_sampler(model):
     return sample_cached(model, key, conditioning=conditioning, **kwargs)
   apply_fn = model if conditioning is None else (lambda x: model(x, conditioning))
@@ -200,11 +237,19 @@ def check_observed_rows(observed_rows: int, height: int) -> None:
 
 
 @precision.full_precision
-def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | None = None,
-             observed_pixels: int | None = None, observed_rows: int | None = None,
-             num_completions: int = 1, temperature: float = 1.0,
-             observed_mask: jax.Array | None = None,
-             conditioning: jax.Array | None = None) -> jax.Array:
+def complete(
+  model,
+  key: jax.Array,
+  images: jax.Array,
+  *,
+  num_observed: int | None = None,
+  observed_pixels: int | None = None,
+  observed_rows: int | None = None,
+  num_completions: int = 1,
+  temperature: float = 1.0,
+  observed_mask: jax.Array | None = None,
+  conditioning: jax.Array | None = None,
+) -> jax.Array:
   """Completes images whose leading sub-pixels are observed (the paper's occlusion task).
 
   Args:
@@ -228,8 +273,9 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
   total = h * w * c
   given = [a is not None for a in (num_observed, observed_pixels, observed_rows, observed_mask)]
   if sum(given) != 1:
-    raise ValueError("Give exactly one of num_observed, observed_pixels, observed_rows or "
-                     "observed_mask.")
+    raise ValueError(
+      "Give exactly one of num_observed, observed_pixels, observed_rows or observed_mask."
+    )
   if observed_pixels is not None:
     if not 0 <= observed_pixels <= h * w:
       raise ValueError(f"observed_pixels must be in [0, {h * w}], got {observed_pixels}.")
@@ -240,19 +286,29 @@ def complete(model, key: jax.Array, images: jax.Array, *, num_observed: int | No
   if observed_mask is not None:
     flat = jnp.asarray(observed_mask, bool).reshape(-1)
     if flat.shape != (total,):
-      raise ValueError(f"observed_mask must have shape {(h, w, c)}, got {jnp.shape(observed_mask)}.")
+      raise ValueError(
+        f"observed_mask must have shape {(h, w, c)}, got {jnp.shape(observed_mask)}."
+      )
     num_observed = int(flat.sum())
     if not bool(jnp.all(flat[:num_observed])) or bool(jnp.any(flat[num_observed:])):
       raise ValueError(
-          "observed_mask is not a raster-order prefix: a PixelRNN/PixelCNN cannot condition "
-          "on pixels that come after the ones it generates. Observe the top rows (and a "
-          "leading part of the next row) instead.")
+        "observed_mask is not a raster-order prefix: a PixelRNN/PixelCNN cannot condition "
+        "on pixels that come after the ones it generates. Observe the top rows (and a "
+        "leading part of the next row) instead."
+      )
   if not 0 <= num_observed <= total:
     raise ValueError(f"num_observed must be in [0, {total}], got {num_observed}.")
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
   if conditioning is not None:
     conditioning = jnp.repeat(conditioning, num_completions, axis=0)
-  out = sample(model, key, num_samples=n * num_completions, image_shape=(h, w, c),
-               temperature=temperature, images=repeated, num_observed=num_observed,
-               conditioning=conditioning)
+  out = sample(
+    model,
+    key,
+    num_samples=n * num_completions,
+    image_shape=(h, w, c),
+    temperature=temperature,
+    images=repeated,
+    num_observed=num_observed,
+    conditioning=conditioning,
+  )
   return out.reshape(n, num_completions, h, w, c)

@@ -22,6 +22,7 @@ from pixelrnn import likelihood, models, multiscale, precision
 @struct.dataclass
 class TrainState:
   """Everything a resumed run needs. `ema_params` are used for eval and sampling."""
+
   step: jax.Array
   params: nnx.State
   ema_params: nnx.State
@@ -51,10 +52,17 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
-def train_step(model: models.FunctionalModel, state: TrainState, batch: dict[str, jax.Array], *,
-               tx: optax.GradientTransformation, ema_decay: float,
-               weights: dict[str, float] | None = None, compute_dtype=jnp.float32,
-               skip_nonfinite: bool = False):
+def train_step(
+  model: models.FunctionalModel,
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  *,
+  tx: optax.GradientTransformation,
+  ema_decay: float,
+  weights: dict[str, float] | None = None,
+  compute_dtype=jnp.float32,
+  skip_nonfinite: bool = False,
+):
   """One optimisation step on a batch: "images" (B, H, W, C) integer levels, and for a
   class-conditional model "labels" (B,).
 
@@ -72,8 +80,9 @@ def train_step(model: models.FunctionalModel, state: TrainState, batch: dict[str
   compute_model = model.cast(compute_dtype)
 
   def loss_fn(params):
-    terms = compute_model.nll_terms(precision.cast_floating(params, compute_dtype), images,
-                                    batch.get("labels"))
+    terms = compute_model.nll_terms(
+      precision.cast_floating(params, compute_dtype), images, batch.get("labels")
+    )
     return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
 
   (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -82,27 +91,35 @@ def train_step(model: models.FunctionalModel, state: TrainState, batch: dict[str
   params = optax.apply_updates(state.params, updates)
   d = ema_decay_at(state.step, ema_decay)
   ema_params = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, params)
-  new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
-                            opt_state=opt_state)
+  new_state = state.replace(
+    step=state.step + 1, params=params, ema_params=ema_params, opt_state=opt_state
+  )
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   if skip_nonfinite:
     kept = state.replace(step=state.step + 1)
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
   metrics = {
-      "loss": loss,
-      "nll_nats": jnp.mean(nll),
-      "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
-      "grad_norm": grad_norm,
-      "finite": finite,
-      **{f"{k}_nats": jnp.mean(v) for k, v in terms.items() if k != "nll"},
+    "loss": loss,
+    "nll_nats": jnp.mean(nll),
+    "bits_per_dim": likelihood.bits_per_dim(jnp.mean(nll), num_dims),
+    "grad_norm": grad_norm,
+    "finite": finite,
+    **{f"{k}_nats": jnp.mean(v) for k, v in terms.items() if k != "nll"},
   }
   return new_state, metrics
 
 
-def train_steps(model: models.FunctionalModel, state: TrainState, data: dict[str, jax.Array],
-                indices: jax.Array, count: jax.Array, *, step_fn: Callable,
-                batch_sharding: NamedSharding | None = None):
+def train_steps(
+  model: models.FunctionalModel,
+  state: TrainState,
+  data: dict[str, jax.Array],
+  indices: jax.Array,
+  count: jax.Array,
+  *,
+  step_fn: Callable,
+  batch_sharding: NamedSharding | None = None,
+):
   """Up to k train steps in one call, on batches gathered from device-resident data.
 
   data: the training set, "images" (N, H, W, C) integer levels and, for a
@@ -117,6 +134,7 @@ def train_steps(model: models.FunctionalModel, state: TrainState, data: dict[str
   k is. (A step compiled on its own, outside a loop, may round its gradients
   differently; `Trainer.train_step` is therefore this function with k = 1.)
   """
+
   def gather(i):
     batch = jax.tree.map(lambda rows: jnp.take(rows, indices[i], axis=0), data)
     if batch_sharding is not None:
@@ -135,8 +153,9 @@ def train_steps(model: models.FunctionalModel, state: TrainState, data: dict[str
   return jax.lax.fori_loop(0, count, body, (state, stacked))
 
 
-def eval_step(model: models.FunctionalModel, params: nnx.State, batch: dict[str, jax.Array],
-              valid: jax.Array) -> dict[str, jax.Array]:
+def eval_step(
+  model: models.FunctionalModel, params: nnx.State, batch: dict[str, jax.Array], valid: jax.Array
+) -> dict[str, jax.Array]:
   """Sums of the per-image NLL terms (nats) over the rows where `valid` is True.
 
   batch: "images" (B, H, W, C) and, for a class-conditional model, "labels" (B,); then

@@ -14,8 +14,10 @@ import time
 from typing import Callable
 
 # What a first Ctrl-C prints at once: the stop itself waits for the step in flight.
-CTRL_C_NOTICE = ("Ctrl-C: stopping after the current step and saving a checkpoint "
-                 "(press Ctrl-C again to quit at once without saving).")
+CTRL_C_NOTICE = (
+  "Ctrl-C: stopping after the current step and saving a checkpoint "
+  "(press Ctrl-C again to quit at once without saving)."
+)
 
 
 class TrainingStopped(Exception):
@@ -44,8 +46,13 @@ class StopRequests:
   object with the current step returns the reason to stop, or None.
   """
 
-  def __init__(self, *, deadline_s: float | None = None, max_steps: int | None = None,
-               notify: Callable[[str], None] | None = None):
+  def __init__(
+    self,
+    *,
+    deadline_s: float | None = None,
+    max_steps: int | None = None,
+    notify: Callable[[str], None] | None = None,
+  ):
     self.deadline_s = deadline_s
     self.max_steps = max_steps
     self._notify = notify or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -78,7 +85,7 @@ class StopRequests:
 
   @property
   def signal_name(self) -> str | None:
-    """"SIGTERM" or "SIGINT", the first of them received, else None."""
+    """ "SIGTERM" or "SIGINT", the first of them received, else None."""
     return self._signal
 
   def __call__(self, step: int) -> str | None:

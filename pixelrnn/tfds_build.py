@@ -44,7 +44,8 @@ def prepared_builder(name: str, data_dir: str | None, manual_dir: str | None):
     if not builder.is_prepared():
       check_sources(name, builder.url_infos or {}, manual_dir)
       builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+      )
   return builder
 
 
@@ -60,8 +61,7 @@ def build_lock(data_dir: str, name: str):
       fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def check_sources(name: str, url_infos: dict, manual_dir: str | None,
-                  reachable=None) -> None:
+def check_sources(name: str, url_infos: dict, manual_dir: str | None, reachable=None) -> None:
   """Raises SourceError unless every source of dataset `name` ({url: UrlInfo(size,
   checksum, filename)}) is in `manual_dir` as recorded, or can be downloaded.
 
@@ -77,32 +77,43 @@ def check_sources(name: str, url_infos: dict, manual_dir: str | None,
       _check_file(os.path.join(manual_dir, filename), name, info)
     else:
       missing.append((url, filename, info))
-  unreachable = [(url, filename, info) for url, filename, info in missing
-                 if not reachable(urllib.parse.urlparse(url).hostname)]
+  unreachable = [
+    (url, filename, info)
+    for url, filename, info in missing
+    if not reachable(urllib.parse.urlparse(url).hostname)
+  ]
   if unreachable:
     files = ", ".join(f"{filename} ({int(info.size)} bytes)" for _, filename, info in unreachable)
     hosts = sorted({urllib.parse.urlparse(url).hostname for url, _, _ in unreachable})
-    where = (f"not in --config.data.manual_dir {manual_dir!r}" if manual_dir is not None
-             else "no --config.data.manual_dir was given")
+    where = (
+      f"not in --config.data.manual_dir {manual_dir!r}"
+      if manual_dir is not None
+      else "no --config.data.manual_dir was given"
+    )
     raise SourceError(
-        f"Dataset {name} is not built yet, {', '.join(hosts)} cannot be reached to download "
-        f"it, and {where}: put {files} in a folder and pass "
-        f"--config.data.manual_dir=<that folder>.")
+      f"Dataset {name} is not built yet, {', '.join(hosts)} cannot be reached to download "
+      f"it, and {where}: put {files} in a folder and pass "
+      f"--config.data.manual_dir=<that folder>."
+    )
 
 
 def _check_file(path: str, name: str, info) -> None:
   size = os.path.getsize(path)
   expected_size = int(info.size)
   if size != expected_size:
-    raise SourceError(f"{path} is {size} bytes, expected {expected_size}: it is not the "
-                      f"{name} source archive (truncated, or another file).")
+    raise SourceError(
+      f"{path} is {size} bytes, expected {expected_size}: it is not the "
+      f"{name} source archive (truncated, or another file)."
+    )
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   if info.checksum and digest.hexdigest() != info.checksum:
-    raise SourceError(f"{path} has sha256 {digest.hexdigest()}, expected {info.checksum}: it "
-                      f"is not the {name} source archive.")
+    raise SourceError(
+      f"{path} has sha256 {digest.hexdigest()}, expected {info.checksum}: it "
+      f"is not the {name} source archive."
+    )
 
 
 def _reachable(host: str | None) -> bool:

@@ -23,12 +23,26 @@ import ml_collections
 import numpy as np
 import tqdm
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from pixelrnn import (
+  checkpoints,
+  datasets,
+  defaults,
+  distributed,
+  finite_guard,
+  likelihood,
+  models,
+  multiscale,
+  optimizers,
+  precision,
+  steps,
+  stopping,
+  workdir_lock,
+)
 from pixelrnn import data as data_lib
-from pixelrnn import (checkpoints, datasets, defaults, distributed, finite_guard, likelihood,
-                      models, multiscale, optimizers, precision, progress as progress_lib, steps,
-                      stopping, workdir_lock)
+from pixelrnn import progress as progress_lib
 from pixelrnn.metric_writers import MetricWriter
 
 
@@ -43,13 +57,15 @@ def check_divisible(name: str, batch_size: int, mesh: Mesh) -> None:
     processes = len({d.process_index for d in mesh.devices.flat})
     over = f" over {processes} processes" if processes > 1 else ""
     raise defaults.ConfigError(
-        f"{name}={batch_size} must be divisible by the number of devices ({mesh.size}{over}) "
-        f"to shard the batch; it is the global batch, split evenly over all devices.")
+      f"{name}={batch_size} must be divisible by the number of devices ({mesh.size}{over}) "
+      f"to shard the batch; it is the global batch, split evenly over all devices."
+    )
 
 
 @dataclasses.dataclass
 class Trainer:
   """Holds the model, optimizer, mesh and compiled steps for one configuration."""
+
   config: ml_collections.ConfigDict
   image_shape: tuple[int, int, int]
   num_levels: int
@@ -60,30 +76,48 @@ class Trainer:
     training = self.config.training
     check_divisible("training.batch_size", training.batch_size, self.mesh)
     check_divisible("training.eval_batch_size", training.eval_batch_size, self.mesh)
-    self.model, params = models.build(self.config.model, image_shape=self.image_shape,
-                                      num_levels=self.num_levels, seed=self.config.seed)
+    self.model, params = models.build(
+      self.config.model,
+      image_shape=self.image_shape,
+      num_levels=self.num_levels,
+      seed=self.config.seed,
+    )
     self.tx = optimizers.make(self.config)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     self.model = self.replicate(self.model)
     self._initial_params = params
     policy = precision.policy(training.precision)
-    step_fn = precision.traced_with(policy.matmul_precision, functools.partial(
-        steps.train_step, tx=self.tx, ema_decay=training.ema_decay,
+    step_fn = precision.traced_with(
+      policy.matmul_precision,
+      functools.partial(
+        steps.train_step,
+        tx=self.tx,
+        ema_decay=training.ema_decay,
         weights=steps.loss_weights(self.config, self.image_shape),
         compute_dtype=policy.compute_dtype,
-        skip_nonfinite=training.skip_nonfinite_updates > 0))
+        skip_nonfinite=training.skip_nonfinite_updates > 0,
+      ),
+    )
     # Up to `steps_per_dispatch` steps on batches gathered from `device_data`.
     self.train_steps = jax.jit(
-        functools.partial(steps.train_steps, step_fn=step_fn, batch_sharding=self.batch_sharding),
-        in_shardings=(self.replicated, self.replicated, self.replicated, self.replicated,
-                      self.replicated),
-        out_shardings=(self.replicated, self.replicated), donate_argnums=(1,))
+      functools.partial(steps.train_steps, step_fn=step_fn, batch_sharding=self.batch_sharding),
+      in_shardings=(
+        self.replicated,
+        self.replicated,
+        self.replicated,
+        self.replicated,
+        self.replicated,
+      ),
+      out_shardings=(self.replicated, self.replicated),
+      donate_argnums=(1,),
+    )
     # Whatever training.precision says: reported likelihoods are full float32.
     self.eval_step = jax.jit(
-        precision.full_precision(steps.eval_step), in_shardings=(self.replicated, self.replicated, self.batch_sharding,
-                                 self.batch_sharding),
-        out_shardings=self.replicated)
+      precision.full_precision(steps.eval_step),
+      in_shardings=(self.replicated, self.replicated, self.batch_sharding, self.batch_sharding),
+      out_shardings=self.replicated,
+    )
 
   def initial_state(self) -> steps.TrainState:
     """The state before step 1, replicated; fresh buffers on every call (the train step
@@ -92,8 +126,12 @@ class Trainer:
 
   def _unplaced_initial_state(self) -> steps.TrainState:
     params = self._initial_params
-    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
-                      opt_state=self.tx.init(params))
+    return steps.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      ema_params=params,
+      opt_state=self.tx.init(params),
+    )
 
   def replicate(self, tree):
     """`tree` with every array leaf copied to all devices of the mesh."""
@@ -101,8 +139,9 @@ class Trainer:
 
   def abstract_state(self) -> steps.TrainState:
     return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
-        jax.eval_shape(self._unplaced_initial_state))
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
+      jax.eval_shape(self._unplaced_initial_state),
+    )
 
   def shard_batch(self, batch):
     """A batch (arrays (B, ...), or a dict of them) split over the devices; each process
@@ -123,30 +162,38 @@ class Trainer:
     batch = {"images": images}
     if self.config.model.num_classes:
       if labels is None:
-        raise data_lib.DataError(f"model.num_classes={self.config.model.num_classes}: the "
-                                 f"images need their labels.")
+        raise data_lib.DataError(
+          f"model.num_classes={self.config.model.num_classes}: the images need their labels."
+        )
       batch["labels"] = np.asarray(labels, np.int32)
     return batch
 
-  def train_step(self, model: models.FunctionalModel, state: steps.TrainState,
-                 images: jax.Array, labels: jax.Array | None = None
-                 ) -> tuple[steps.TrainState, dict[str, jax.Array]]:
+  def train_step(
+    self,
+    model: models.FunctionalModel,
+    state: steps.TrainState,
+    images: jax.Array,
+    labels: jax.Array | None = None,
+  ) -> tuple[steps.TrainState, dict[str, jax.Array]]:
     """One step on a batch (B, H, W, C) (and its labels (B,) for a class-conditional
     model), the training loop's computation bit for bit: `train_steps` with k = 1.
     Returns the new state and the step's scalar metrics."""
     indices = np.arange(images.shape[0], dtype=np.int32)[None]
-    state, stacked = self.train_steps(model, state, self.device_data(images, labels), indices,
-                                      np.int32(1))
+    state, stacked = self.train_steps(
+      model, state, self.device_data(images, labels), indices, np.int32(1)
+    )
     return state, jax.tree.map(lambda rows: rows[0], stacked)
 
   def device_data(self, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
     """The training set, "images" (N, H, W, C) and for a class-conditional model
     "labels" (N,), copied once to every device for `train_steps`."""
-    return jax.tree.map(lambda rows: distributed.global_array(rows, self.replicated),
-                        self._batch(images, labels))
+    return jax.tree.map(
+      lambda rows: distributed.global_array(rows, self.replicated), self._batch(images, labels)
+    )
 
-  def evaluate(self, params: nnx.State, images: np.ndarray,
-               labels: np.ndarray | None = None) -> dict[str, float]:
+  def evaluate(
+    self, params: nnx.State, images: np.ndarray, labels: np.ndarray | None = None
+  ) -> dict[str, float]:
     """NLL over every image of `images` (N, H, W, C): nats per image and bits/dim.
 
     For a multi-scale model also each part: "small_nll_nats" (the subsample) and
@@ -156,13 +203,21 @@ class Trainer:
     """
     data_lib.check_images(images, self.image_shape, self.num_levels)
     batch_size = self.config.training.eval_batch_size
-    label_batches = (data_lib.eval_batches(labels, batch_size) if labels is not None
-                     else itertools.repeat((None, None)))
+    label_batches = (
+      data_lib.eval_batches(labels, batch_size)
+      if labels is not None
+      else itertools.repeat((None, None))
+    )
     totals = {}
-    for (batch, valid), (batch_labels, _) in zip(data_lib.eval_batches(images, batch_size),
-                                                 label_batches):
-      sums = self.eval_step(self.model, params, self.shard_batch(self._batch(batch, batch_labels)),
-                            self.shard_batch(valid))
+    for (batch, valid), (batch_labels, _) in zip(
+      data_lib.eval_batches(images, batch_size), label_batches
+    ):
+      sums = self.eval_step(
+        self.model,
+        params,
+        self.shard_batch(self._batch(batch, batch_labels)),
+        self.shard_batch(valid),
+      )
       for k, v in jax.device_get(sums).items():
         totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     class_nll, class_count = totals.pop("class_nll", None), totals.pop("class_count", None)
@@ -186,10 +241,16 @@ def load_data(config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
   return train, test
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
-                       progress: bool = True, progress_lines_every: int | None = None,
-                       should_stop: Callable[[int], str | None] | None = None,
-                       on_checkpoint: Callable[[int], None] | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  devices=None,
+  progress: bool = True,
+  progress_lines_every: int | None = None,
+  should_stop: Callable[[int], str | None] | None = None,
+  on_checkpoint: Callable[[int], None] | None = None,
+) -> dict:
   """Trains until `config.training.num_steps`, resuming from workdir's latest checkpoint.
 
   Writes checkpoints to workdir/checkpoints, metrics to workdir/metrics.jsonl and
@@ -212,21 +273,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, devic
   lock = workdir_lock.WorkdirLock(workdir, warn=_warn)
   with contextlib.ExitStack() as stack:
     distributed.on_primary(lambda: stack.enter_context(lock), "lock the workdir")
-    return _train_and_evaluate(config, workdir, devices=devices, progress=progress,
-                               progress_lines_every=progress_lines_every,
-                               should_stop=should_stop, on_checkpoint=on_checkpoint)
+    return _train_and_evaluate(
+      config,
+      workdir,
+      devices=devices,
+      progress=progress,
+      progress_lines_every=progress_lines_every,
+      should_stop=should_stop,
+      on_checkpoint=on_checkpoint,
+    )
 
 
 def _progress_display(total: int, initial: int, progress: bool, lines_every: int | None):
   shown = progress and distributed.is_primary()
   if shown and lines_every is not None:
     return progress_lib.ProgressLines(total, initial, lines_every)
-  return tqdm.tqdm(total=total, initial=initial, unit="step", disable=not shown,
-                   dynamic_ncols=True)
+  return tqdm.tqdm(total=total, initial=initial, unit="step", disable=not shown, dynamic_ncols=True)
 
 
-def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_every, should_stop,
-                        on_checkpoint) -> dict:
+def _train_and_evaluate(
+  config, workdir, *, devices, progress, progress_lines_every, should_stop, on_checkpoint
+) -> dict:
   checkpoints.record_or_check_config(workdir, config, write=distributed.is_primary())
   train_data, test_data = load_data(config)
   trainer = Trainer(config, train_data.image_shape, train_data.num_levels, make_mesh(devices))
@@ -235,15 +302,17 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
   manager = checkpoints.manager(workdir, config)
   writer = MetricWriter(workdir, active=distributed.is_primary())
   if manager.latest_step() is not None:
-    state = checkpoints.restore_newest_intact(manager, trainer.abstract_state(), warn=_warn,
-                                              set_aside=distributed.is_primary())
+    state = checkpoints.restore_newest_intact(
+      manager, trainer.abstract_state(), warn=_warn, set_aside=distributed.is_primary()
+    )
   else:
     state = trainer.initial_state()
   start_step = int(state.step)
   writer.truncate_after(start_step)
 
-  indices = data_lib.train_batch_indices(train_data.images.shape[0], training.batch_size,
-                                        config.seed, start_step)
+  indices = data_lib.train_batch_indices(
+    train_data.images.shape[0], training.batch_size, config.seed, start_step
+  )
   device_data = trainer.device_data(train_data.images, trainer.labels(train_data))
   test_labels = trainer.labels(test_data)  # Checked once, for every evaluation.
   per_dispatch = training.steps_per_dispatch
@@ -251,8 +320,11 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
   say = distributed.primary_only(bar.write)
   if 0 < start_step < training.num_steps:
     say(f"Resuming from step {start_step} (checkpoint in {manager.directory}).")
-  guard = finite_guard.FiniteGuard(training.skip_nonfinite_updates, manager.latest_step,
-                                   warn=lambda text: say(f"Warning: {text}", file=sys.stderr))
+  guard = finite_guard.FiniteGuard(
+    training.skip_nonfinite_updates,
+    manager.latest_step,
+    warn=lambda text: say(f"Warning: {text}", file=sys.stderr),
+  )
   eval_metrics = None
   postfix = {}  # The latest train and eval NLL, shown beside the progress.
   step = start_step
@@ -292,20 +364,27 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
     while step < training.num_steps:
       # A dispatch ends at the next evaluation or checkpoint, so those see its last step.
       count = 1
-      while (count < per_dispatch and step + count < training.num_steps
-             and not is_boundary(step + count, training.eval_every_steps)
-             and not is_boundary(step + count, training.checkpoint_every_steps)):
+      while (
+        count < per_dispatch
+        and step + count < training.num_steps
+        and not is_boundary(step + count, training.eval_every_steps)
+        and not is_boundary(step + count, training.checkpoint_every_steps)
+      ):
         count += 1
       batch_indices = np.zeros((per_dispatch, training.batch_size), np.int32)
       for i in range(count):
         batch_indices[i] = next(indices)
-      state, stacked = trainer.train_steps(trainer.model, state, device_data, batch_indices,
-                                           np.int32(count))
+      state, stacked = trainer.train_steps(
+        trainer.model, state, device_data, batch_indices, np.int32(count)
+      )
       first, step = step + 1, step + count
       check_finished_steps()  # The previous dispatch.
       unchecked = (first, stacked, count)
-      logged = [s for s in range(first, step + 1)
-                if s % training.log_every_steps == 0 or s in (1, training.num_steps)]
+      logged = [
+        s
+        for s in range(first, step + 1)
+        if s % training.log_every_steps == 0 or s in (1, training.num_steps)
+      ]
       evaluate = is_boundary(step, training.eval_every_steps)
       save_now = is_boundary(step, training.checkpoint_every_steps)
       reason = None if should_stop is None or step == training.num_steps else should_stop(step)
@@ -327,11 +406,16 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
       if evaluate:
         eval_metrics = trainer.evaluate(state.ema_params, test_data.images, test_labels)
         writer.write(step, "eval", eval_metrics)
-        parts = "".join(f", {k} {eval_metrics[k]:.3f}" for k in ("small_nll_nats", "large_nll_nats")
-                        if k in eval_metrics)
-        say(f"step {step}: eval {config.data.eval_split} "
-                  f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
-                  f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}")
+        parts = "".join(
+          f", {k} {eval_metrics[k]:.3f}"
+          for k in ("small_nll_nats", "large_nll_nats")
+          if k in eval_metrics
+        )
+        say(
+          f"step {step}: eval {config.data.eval_split} "
+          f"NLL {eval_metrics['nll_nats']:.3f} nats/image, "
+          f"{eval_metrics['bits_per_dim']:.4f} bits/dim{parts}"
+        )
         postfix[f"{config.data.eval_split}_nll"] = f"{eval_metrics['nll_nats']:.3f} (step {step:,})"
         bar.set_postfix(postfix)
       bar.update(count)  # After the postfix, so a progress line shows this step's values.
@@ -347,15 +431,18 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
     # Raised wherever the process was: a save cut short is not repeated, and a state
     # whose buffers a train step had already taken cannot be saved.
     intact = not saving and not any(
-        isinstance(leaf, jax.Array) and leaf.is_deleted() for leaf in jax.tree.leaves(state))
+      isinstance(leaf, jax.Array) and leaf.is_deleted() for leaf in jax.tree.leaves(state)
+    )
     if intact:
       step = int(jax.device_get(state.step))  # The interrupt may precede the count's update.
       check_finished_steps()
       save_unless_saved()
       say(f"Interrupted: saved a checkpoint at step {step}; rerun to resume.")
     else:
-      say(f"Interrupted: the last complete checkpoint is step {manager.latest_step()}; "
-                "rerun to resume from it.")
+      say(
+        f"Interrupted: the last complete checkpoint is step {manager.latest_step()}; "
+        "rerun to resume from it."
+      )
     raise
   finally:
     bar.close()
@@ -365,8 +452,9 @@ def _train_and_evaluate(config, workdir, *, devices, progress, progress_lines_ev
   return eval_metrics
 
 
-def restore_latest(config: ml_collections.ConfigDict, workdir: str, *,
-                   devices=None) -> tuple[Trainer, steps.TrainState]:
+def restore_latest(
+  config: ml_collections.ConfigDict, workdir: str, *, devices=None
+) -> tuple[Trainer, steps.TrainState]:
   """A Trainer for `config` and workdir's latest checkpoint, checked against the config.
 
   Needs no dataset: the image shape and levels come from `datasets.IMAGE_SPECS`.
@@ -388,15 +476,13 @@ def _warn(text: str) -> None:
     tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
-                        devices=None) -> dict:
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
   """Evaluates the EMA parameters of workdir's latest checkpoint on the eval split."""
   trainer, state = restore_latest(config, workdir, devices=devices)
   return {**_evaluate_on_split(trainer, state.ema_params), "step": int(state.step)}
 
 
-def evaluate_params(config: ml_collections.ConfigDict, params: nnx.State, *,
-                    devices=None) -> dict:
+def evaluate_params(config: ml_collections.ConfigDict, params: nnx.State, *, devices=None) -> dict:
   """Evaluates `params` (unplaced, e.g. a pretrained model's) on the eval split."""
   defaults.validate(config)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
@@ -415,7 +501,4 @@ def load_ema_params(config: ml_collections.ConfigDict, workdir: str):
   Returns (FunctionalModel, ema_params, step, (H, W, C), K).
   """
   trainer, state = restore_latest(config, workdir, devices=jax.local_devices()[:1])
-  return (trainer.model, state.ema_params, int(state.step), trainer.image_shape,
-          trainer.num_levels)
-
-
+  return (trainer.model, state.ema_params, int(state.step), trainer.image_shape, trainer.num_levels)

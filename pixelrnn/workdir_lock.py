@@ -40,8 +40,11 @@ class WorkdirLock:
   def __init__(self, workdir: str, warn: Callable[[str], None] = print):
     self.path = os.path.join(workdir, LOCK_FILE)
     self.warn = warn
-    self.holder = {"pid": os.getpid(), "host": socket.gethostname(),
-                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    self.holder = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
 
   def _create(self) -> bool:
     try:
@@ -71,14 +74,17 @@ class WorkdirLock:
         json.dump(self.holder, f)
       os.replace(tmp, self.path)
       if self._read() == self.holder:
-        self.warn(f"Took over the lock of workdir {os.path.dirname(self.path)!r} from pid {pid}, "
-                  f"which no longer runs (started {other.get('started')}).")
+        self.warn(
+          f"Took over the lock of workdir {os.path.dirname(self.path)!r} from pid {pid}, "
+          f"which no longer runs (started {other.get('started')})."
+        )
         return self
       other = self._read()
     raise WorkdirLockedError(
-        f"Workdir {os.path.dirname(self.path)!r} is in use by pid {other.get('pid')} on host "
-        f"{other.get('host')!r} since {other.get('started')} (lock file {self.path}). Use another "
-        f"--workdir, or delete the lock file if that run is gone.")
+      f"Workdir {os.path.dirname(self.path)!r} is in use by pid {other.get('pid')} on host "
+      f"{other.get('host')!r} since {other.get('started')} (lock file {self.path}). Use another "
+      f"--workdir, or delete the lock file if that run is gone."
+    )
 
   def __exit__(self, *exc_info) -> None:
     if self._read() == self.holder:

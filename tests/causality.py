@@ -45,8 +45,10 @@ def assert_causal(pattern: np.ndarray) -> None:
   bad = pattern & forbidden_mask(*pattern.shape[:4])
   if bad.any():
     idx = tuple(int(v) for v in np.argwhere(bad)[0])
-    raise AssertionError(f"{bad.sum()} forbidden dependencies, e.g. output (b,i,j,c)={idx[:4]} "
-                         f"depends on input (b,i,j,c)={idx[4:]}.")
+    raise AssertionError(
+      f"{bad.sum()} forbidden dependencies, e.g. output (b,i,j,c)={idx[:4]} "
+      f"depends on input (b,i,j,c)={idx[4:]}."
+    )
 
 
 def conv_receptive_field(deps: np.ndarray, kernel: tuple[int, int], centre_rule) -> np.ndarray:
@@ -108,13 +110,17 @@ def assert_receptive_field(pattern: np.ndarray, expected: np.ndarray) -> None:
     own = within_batch(pattern, b)
     extra = own & ~expected
     if extra.any():
-      raise AssertionError(f"image {b}: dependencies outside the receptive field at "
-                           f"{[tuple(map(int, v)) for v in np.argwhere(extra)[:5]]}")
+      raise AssertionError(
+        f"image {b}: dependencies outside the receptive field at "
+        f"{[tuple(map(int, v)) for v in np.argwhere(extra)[:5]]}"
+      )
     union |= own
   missing = expected & ~union
   if missing.any():
-    raise AssertionError(f"{missing.sum()} expected dependencies never seen, e.g. "
-                         f"{[tuple(map(int, v)) for v in np.argwhere(missing)[:5]]}")
+    raise AssertionError(
+      f"{missing.sum()} expected dependencies never seen, e.g. "
+      f"{[tuple(map(int, v)) for v in np.argwhere(missing)[:5]]}"
+    )
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -131,7 +137,9 @@ def pointwise_mask_b(h: int, w: int, c: int) -> np.ndarray:
   return conv_receptive_field(identity_deps(h, w, c), (1, 1), mask_b)
 
 
-def recurrent_model_field(layer_field: np.ndarray, num_layers: int, residual: bool = True) -> np.ndarray:
+def recurrent_model_field(
+  layer_field: np.ndarray, num_layers: int, residual: bool = True
+) -> np.ndarray:
   """Exact dependencies of a RecurrentStack's logits on its image, group level:
   7x7 mask-A conv, layers (each followed by a 1x1 mask-B projection, plus the
   residual), then the two 1x1 mask-B output layers."""

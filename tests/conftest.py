@@ -13,7 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = pathlib.Path(os.environ.get("PIXELRNN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = pathlib.Path(
+  os.environ.get("PIXELRNN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
+)
 
 
 def _require_shared_data() -> pathlib.Path:
@@ -35,13 +37,20 @@ def mnist_tfds_dir(tmp_path_factory) -> pathlib.Path:
   from pixelrnn import data as data_lib
 
   data_dir = tmp_path_factory.mktemp("tfds")
-  data_lib.load_tfds("mnist", "test", data_dir=str(data_dir),
-                     manual_dir=str(_require_shared_data() / "mnist"))
+  data_lib.load_tfds(
+    "mnist", "test", data_dir=str(data_dir), manual_dir=str(_require_shared_data() / "mnist")
+  )
   return data_dir
 
 
-def tiny_config_file(path: pathlib.Path, *, num_steps: int, checkpoint_every: int,
-                     eval_every: int, eval_split: str = "test") -> str:
+def tiny_config_file(
+  path: pathlib.Path,
+  *,
+  num_steps: int,
+  checkpoint_every: int,
+  eval_every: int,
+  eval_split: str = "test",
+) -> str:
   """Writes a config file of a tiny PixelCNN (1 block, h=4) trained with Adam on batch 8
   to `path`, for tests of whole runs; returns its path."""
   path.write_text(f"""

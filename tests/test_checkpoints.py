@@ -17,16 +17,19 @@ def test_a_workdir_recorded_for_another_model_is_refused_naming_the_difference(t
   checkpoints.record_or_check_config(str(tmp_path), small_config())
   checkpoints.record_or_check_config(str(tmp_path), small_config())  # The same: accepted.
   longer = small_config()
-  longer.training.num_steps = 10 ** 6  # Training settings may change between runs.
+  longer.training.num_steps = 10**6  # Training settings may change between runs.
   checkpoints.record_or_check_config(str(tmp_path), longer)
   on_the_kernel = small_config()
   on_the_kernel.model.name, on_the_kernel.model.pallas_lstm = "row_lstm", True
-  with pytest.raises(checkpoints.CheckpointError, match=r"'model.name': \('pixelcnn', 'row_lstm'\)"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match=r"'model.name': \('pixelcnn', 'row_lstm'\)"
+  ):
     checkpoints.record_or_check_config(str(tmp_path), on_the_kernel)
   other = small_config()
   other.model.hidden_dim = 6
-  with pytest.raises(checkpoints.CheckpointError,
-                     match=r"different model or dataset.*'model.hidden_dim': \(4, 6\)"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match=r"different model or dataset.*'model.hidden_dim': \(4, 6\)"
+  ):
     checkpoints.record_or_check_config(str(tmp_path), other)
 
 
@@ -51,7 +54,9 @@ def test_a_workdir_recorded_before_a_model_key_existed_takes_its_default(tmp_pat
 
 
 def test_a_workdir_without_checkpoints_or_that_is_a_file_is_named(tmp_path):
-  with pytest.raises(checkpoints.CheckpointError, match="No checkpoints in workdir .*train there first"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match="No checkpoints in workdir .*train there first"
+  ):
     checkpoints.require_checkpoints(str(tmp_path))
   (tmp_path / "file").write_text("")
   with pytest.raises(checkpoints.CheckpointError, match="is a file, expected a directory"):

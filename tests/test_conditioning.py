@@ -1,13 +1,13 @@
 """Conditional models: causal in the image, free to read the whole conditioning map,
 and their incremental samplers reproduce the reference exactly."""
 
+import causality
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-import causality
 from pixelrnn import conditioning, likelihood, precision, sampling
 from pixelrnn.conditioning import ConditioningNetwork
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
@@ -20,9 +20,15 @@ COND_DIM = 5
 
 
 def conditional_model(cls, num_channels, num_levels, num_layers=2, conditioning_dim=COND_DIM):
-  kwargs = dict(num_channels=num_channels, num_levels=num_levels, hidden_dim=6,
-                num_layers=num_layers, output_dim=12, conditioning_dim=conditioning_dim,
-                rngs=nnx.Rngs(0))
+  kwargs = dict(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=6,
+    num_layers=num_layers,
+    output_dim=12,
+    conditioning_dim=conditioning_dim,
+    rngs=nnx.Rngs(0),
+  )
   if cls in (RowLSTM, DiagonalBiLSTM):
     kwargs.update(residual=True, skip=True)
   return cls(**kwargs)
@@ -31,7 +37,8 @@ def conditional_model(cls, num_channels, num_levels, num_layers=2, conditioning_
 @pytest.mark.parametrize("cls", FAMILIES)
 @pytest.mark.parametrize("num_channels, num_levels", [(1, 2), (3, 4)])
 def test_conditional_model_is_causal_in_the_image_and_reads_its_own_pixels_condition(
-    cls, num_channels, num_levels):
+  cls, num_channels, num_levels
+):
   b, h, w = 3, 5, 6
   model = conditional_model(cls, num_channels, num_levels)
   x = jax.random.uniform(jax.random.key(1), (b, h, w, num_channels), maxval=num_levels - 1)
@@ -63,11 +70,13 @@ def test_a_map_is_refused_by_an_unconditional_model_and_required_by_a_conditiona
     conditional(x, jnp.zeros((2, 4, 3, 5)))
 
 
-@pytest.mark.parametrize("cls", FAMILIES,
-                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
+@pytest.mark.parametrize(
+  "cls", FAMILIES, ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"]
+)
 @pytest.mark.parametrize("num_channels, num_levels", [(1, 2), (3, 4)])
 def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
-    cls, num_channels, num_levels):
+  cls, num_channels, num_levels
+):
   model = conditional_model(cls, num_channels, num_levels)
   shape = (5, 6, num_channels)
   given = jax.random.randint(jax.random.key(9), (4,) + shape, 0, num_levels)
@@ -76,10 +85,12 @@ def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
   fixed[::2, ::2] = True  # Scattered, not a prefix.
   kwargs = dict(num_samples=4, image_shape=shape, images=given, fixed=fixed)
   key = jax.random.key(11)
-  reference = jax.jit(lambda k: sampling.sample_reference(
-      lambda v: model(v, cond), k, **kwargs))(key)
-  cached, logits = jax.jit(lambda k: sampling.sample_cached(
-      model, k, return_logits=True, conditioning=cond, **kwargs))(key)
+  reference = jax.jit(lambda k: sampling.sample_reference(lambda v: model(v, cond), k, **kwargs))(
+    key
+  )
+  cached, logits = jax.jit(
+    lambda k: sampling.sample_cached(model, k, return_logits=True, conditioning=cond, **kwargs)
+  )(key)
   np.testing.assert_array_equal(cached, reference)
   np.testing.assert_array_equal(np.asarray(cached)[:, fixed], np.asarray(given)[:, fixed])
   assert not np.array_equal(np.asarray(cached)[:, ~fixed], np.asarray(given)[:, ~fixed])
@@ -92,18 +103,21 @@ def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
 
 
 def test_conditioning_network_upsamples_the_small_image_to_the_large_size():
-  net = conditioning.ConditioningNetwork(num_channels=3, num_levels=256, factor=2,
-                                         conditioning_dim=7, num_layers=2, rngs=nnx.Rngs(0))
+  net = conditioning.ConditioningNetwork(
+    num_channels=3, num_levels=256, factor=2, conditioning_dim=7, num_layers=2, rngs=nnx.Rngs(0)
+  )
   small = jax.random.randint(jax.random.key(0), (2, 16, 16, 3), 0, 256)
   assert net(small).shape == (2, 32, 32, 7)
   with pytest.raises(ValueError, match="factor must be >= 2, got 1"):
-    conditioning.ConditioningNetwork(num_channels=1, num_levels=2, factor=1, conditioning_dim=4,
-                                     num_layers=1, rngs=nnx.Rngs(0))
+    conditioning.ConditioningNetwork(
+      num_channels=1, num_levels=2, factor=1, conditioning_dim=4, num_layers=1, rngs=nnx.Rngs(0)
+    )
 
 
 def test_the_upsampling_product_equals_the_transposed_convolution_it_stands_for():
-  network = ConditioningNetwork(num_channels=1, num_levels=2, factor=2, conditioning_dim=5,
-                                num_layers=0, rngs=nnx.Rngs(0))
+  network = ConditioningNetwork(
+    num_channels=1, num_levels=2, factor=2, conditioning_dim=5, num_layers=0, rngs=nnx.Rngs(0)
+  )
   small = jax.random.bernoulli(jax.random.key(1), 0.5, (2, 3, 4, 1)).astype(jnp.float32)
   expected = network.upsample(likelihood.to_model_input(small, 2, jnp.float32))
   np.testing.assert_allclose(network(small), expected, atol=1e-6)

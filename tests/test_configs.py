@@ -5,9 +5,9 @@ import runpy
 
 import jax
 import pytest
+from conftest import REPO_ROOT
 from flax import nnx
 
-from conftest import REPO_ROOT
 from pixelrnn import datasets, defaults, models
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
@@ -15,14 +15,25 @@ CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
 
 def test_there_are_configs():
   names = {p.stem for p in CONFIGS}
-  assert {"quickstart", "binarized_mnist_pixelcnn", "mnist_pixelcnn", "cifar10_pixelcnn",
-          "binarized_mnist_row_lstm", "binarized_mnist_diagonal_bilstm",
-          "binarized_mnist_diagonal_bilstm_1layer", "cifar10_row_lstm",
-          "cifar10_diagonal_bilstm", "binarized_mnist_multiscale_pixelcnn",
-          "binarized_mnist_multiscale_row_lstm", "cifar10_multiscale_pixelcnn",
-          "cifar10_multiscale_row_lstm", "binarized_mnist_gated_pixelcnn",
-          "cifar10_gated_pixelcnn", "mnist_thresholded_gated_pixelcnn_conditional",
-          "quickstart_gated_pixelcnn"} <= names
+  assert {
+    "quickstart",
+    "binarized_mnist_pixelcnn",
+    "mnist_pixelcnn",
+    "cifar10_pixelcnn",
+    "binarized_mnist_row_lstm",
+    "binarized_mnist_diagonal_bilstm",
+    "binarized_mnist_diagonal_bilstm_1layer",
+    "cifar10_row_lstm",
+    "cifar10_diagonal_bilstm",
+    "binarized_mnist_multiscale_pixelcnn",
+    "binarized_mnist_multiscale_row_lstm",
+    "cifar10_multiscale_pixelcnn",
+    "cifar10_multiscale_row_lstm",
+    "binarized_mnist_gated_pixelcnn",
+    "cifar10_gated_pixelcnn",
+    "mnist_thresholded_gated_pixelcnn_conditional",
+    "quickstart_gated_pixelcnn",
+  } <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -33,30 +44,43 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   # Shapes only; the parameters come out as a State (flax's nnx.eval_shape would return
   # the module, whose plain-array masks it keeps as graph metadata, and its trace cache
   # then compares two configs' identical modules by those arrays).
-  params = jax.eval_shape(lambda: nnx.state(models.create(
-      config.model, image_shape=shape, num_levels=levels, rngs=nnx.Rngs(0)), nnx.Param))
+  params = jax.eval_shape(
+    lambda: nnx.state(
+      models.create(config.model, image_shape=shape, num_levels=levels, rngs=nnx.Rngs(0)), nnx.Param
+    )
+  )
   assert sum(p.size for p in jax.tree.leaves(params)) > 0
 
 
-@pytest.mark.parametrize("name, model, layers, hidden", [
+@pytest.mark.parametrize(
+  "name, model, layers, hidden",
+  [
     ("cifar10_pixelcnn", "pixelcnn", 15, 128),
     ("binarized_mnist_pixelcnn", "pixelcnn", 15, 32),  # Width from the h=16 run's underfit.
     ("cifar10_row_lstm", "row_lstm", 12, 128),
     ("cifar10_diagonal_bilstm", "diagonal_bilstm", 12, 128),
     ("binarized_mnist_diagonal_bilstm", "diagonal_bilstm", 7, 16),
     ("binarized_mnist_diagonal_bilstm_1layer", "diagonal_bilstm", 1, 32),
-])
+  ],
+)
 def test_paper_settings(name, model, layers, hidden):
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
-  assert (config.model.name, config.model.num_layers, config.model.hidden_dim) == (model, layers, hidden)
+  assert (config.model.name, config.model.num_layers, config.model.hidden_dim) == (
+    model,
+    layers,
+    hidden,
+  )
 
 
-@pytest.mark.parametrize("name, small, large, size", [
+@pytest.mark.parametrize(
+  "name, small, large, size",
+  [
     ("binarized_mnist_multiscale_pixelcnn", "pixelcnn", "pixelcnn", 14),
     ("binarized_mnist_multiscale_row_lstm", "row_lstm", "row_lstm", 14),
     ("cifar10_multiscale_pixelcnn", "pixelcnn", "pixelcnn", 16),
     ("cifar10_multiscale_row_lstm", "row_lstm", "row_lstm", 16),
-])
+  ],
+)
 def test_multiscale_configs_subsample_by_two(name, small, large, size):
   config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
   shape, _ = datasets.IMAGE_SPECS[config.data.name]
@@ -64,11 +88,15 @@ def test_multiscale_configs_subsample_by_two(name, small, large, size):
   assert (ms.small.name, config.model.name, shape[0] // ms.factor) == (small, large, size)
 
 
-@pytest.mark.parametrize("row", ["pixelcnn", "row_lstm", "diagonal_bilstm", "diagonal_bilstm_1layer"])
+@pytest.mark.parametrize(
+  "row", ["pixelcnn", "row_lstm", "diagonal_bilstm", "diagonal_bilstm_1layer"]
+)
 def test_each_mnist_row_has_a_large_batch_recipe_of_the_same_network(row):
   load = lambda name: runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
   paper, fast = load(f"binarized_mnist_{row}"), load(f"binarized_mnist_{row}_large_batch")
-  assert fast.model.to_dict() == paper.model.to_dict() and fast.data.to_dict() == paper.data.to_dict()
+  assert (
+    fast.model.to_dict() == paper.model.to_dict() and fast.data.to_dict() == paper.data.to_dict()
+  )
   training = fast.training
   assert training.batch_size >= 128 and training.num_steps < paper.training.num_steps
   assert fast.optimizer.schedule == "warmup_cosine"

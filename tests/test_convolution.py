@@ -10,8 +10,9 @@ from pixelrnn.convolution import same_conv
 
 
 def reference(x, kernel, padding="SAME"):
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return jax.lax.conv_general_dilated(
+    x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
 
 
 def assert_same_values_and_gradients(fn, want_fn, kernel_size):
@@ -32,13 +33,19 @@ def test_same_conv_equals_the_library_convolution_in_value_and_both_gradients(ke
 
 
 # The Gated PixelCNN's windows: rows above and the row itself; the row's left part.
-@pytest.mark.parametrize("kernel_size, padding", [((2, 3), ((1, 0), (1, 1))),
-                                                  ((4, 7), ((3, 0), (3, 3))),
-                                                  ((1, 2), ((0, 0), (1, 0))),
-                                                  ((1, 4), ((0, 0), (3, 0)))])
+@pytest.mark.parametrize(
+  "kernel_size, padding",
+  [
+    ((2, 3), ((1, 0), (1, 1))),
+    ((4, 7), ((3, 0), (3, 3))),
+    ((1, 2), ((0, 0), (1, 0))),
+    ((1, 4), ((0, 0), (3, 0))),
+  ],
+)
 def test_conv_with_causal_padding_equals_the_library_convolution(kernel_size, padding):
-  assert_same_values_and_gradients(lambda x, k: convolution.conv(x, k, padding),
-                                   lambda x, k: reference(x, k, padding), kernel_size)
+  assert_same_values_and_gradients(
+    lambda x, k: convolution.conv(x, k, padding), lambda x, k: reference(x, k, padding), kernel_size
+  )
 
 
 def test_a_padding_that_changes_the_size_is_refused():
@@ -64,14 +71,22 @@ def test_inside_a_loop_every_convolution_of_the_gradient_is_in_the_fast_canonica
     assert convolution_labels(reference) != {"b01f_01io->b01f"}
 
 
-TAPS_CASES = [((7, 7), "A", 1, 1, 8), ((7, 7), "A", 3, 3, 12), ((3, 3), "B", 3, 12, 12),
-              ((3, 3), "B", 1, 8, 8), ((1, 3), "B", 3, 6, 24), ((1, 1), "B", 3, 12, 6),
-              ((1, 1), "A", 1, 4, 4), ((5, 5), "A", 3, 6, 6)]
+TAPS_CASES = [
+  ((7, 7), "A", 1, 1, 8),
+  ((7, 7), "A", 3, 3, 12),
+  ((3, 3), "B", 3, 12, 12),
+  ((3, 3), "B", 1, 8, 8),
+  ((1, 3), "B", 3, 6, 24),
+  ((1, 1), "B", 3, 12, 6),
+  ((1, 1), "A", 1, 4, 4),
+  ((5, 5), "A", 3, 6, 6),
+]
 
 
 @pytest.mark.parametrize("kernel_size, mask_type, channels, in_features, out_features", TAPS_CASES)
 def test_taps_conv_equals_the_convolution_of_the_masked_kernel_in_values_and_gradients(
-    kernel_size, mask_type, channels, in_features, out_features):
+  kernel_size, mask_type, channels, in_features, out_features
+):
   rng = np.random.default_rng(sum(kernel_size) + in_features)
   mask = masks.conv_mask(kernel_size, in_features, out_features, channels, mask_type)
   x = jnp.asarray(rng.normal(size=(3, 7, 6, in_features)), jnp.float32)
@@ -83,8 +98,12 @@ def test_taps_conv_equals_the_convolution_of_the_masked_kernel_in_values_and_gra
     return lambda x, kernel: jnp.sum(form(x, kernel * mask) * cotangent)
 
   with jax.default_matmul_precision("highest"):
-    np.testing.assert_allclose(convolution.taps_conv(x, kernel * mask, taps),
-                               convolution.same_conv(x, kernel * mask), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      convolution.taps_conv(x, kernel * mask, taps),
+      convolution.same_conv(x, kernel * mask),
+      rtol=1e-5,
+      atol=1e-5,
+    )
     ours = jax.grad(loss(lambda x, k: convolution.taps_conv(x, k, taps)), argnums=(0, 1))(x, kernel)
     theirs = jax.grad(loss(convolution.same_conv), argnums=(0, 1))(x, kernel)
   for a, b in zip(ours, theirs):
@@ -101,21 +120,34 @@ def test_taps_conv_refuses_taps_below_the_centre_row():
 def test_the_cpu_multiplies_visible_taps_and_keeps_the_convolution_elsewhere():
   x, kernel = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 2))
   taps = masks.visible_taps(masks.conv_mask((3, 3), 2, 2, 1, "B"))
-  lowered = lambda: jax.jit(lambda x, k: convolution.masked_conv(x, k, taps)).lower(x, kernel).as_text()
+  lowered = lambda: (
+    jax.jit(lambda x, k: convolution.masked_conv(x, k, taps)).lower(x, kernel).as_text()
+  )
   assert jax.default_backend() == "cpu" and convolution.taps_preferred()
   assert "convolution" not in lowered() and "dot_general" in lowered()
   with convolution.masked_conv_form("conv"):
     assert not convolution.taps_preferred() and "convolution" in lowered()
   assert convolution.taps_preferred()  # The backend's choice again after the block.
-  with pytest.raises(ValueError, match=r"Unknown masked convolution form 'dense'; valid: "
-                                       r"\['conv', 'taps'\]"):
+  with pytest.raises(
+    ValueError,
+    match=r"Unknown masked convolution form 'dense'; valid: "
+    r"\['conv', 'taps'\]",
+  ):
     with convolution.masked_conv_form("dense"):
       pass
 
 
-FAMILIES = [("pixelcnn", 0), ("pixelcnn", 3), ("row_lstm", 0), ("row_lstm", 3),
-            ("diagonal_bilstm", 0), ("diagonal_bilstm", 3), ("gated_pixelcnn", 0),
-            ("gated_pixelcnn", 3), ("multiscale_pixelcnn", 0)]
+FAMILIES = [
+  ("pixelcnn", 0),
+  ("pixelcnn", 3),
+  ("row_lstm", 0),
+  ("row_lstm", 3),
+  ("diagonal_bilstm", 0),
+  ("diagonal_bilstm", 3),
+  ("gated_pixelcnn", 0),
+  ("gated_pixelcnn", 3),
+  ("multiscale_pixelcnn", 0),
+]
 
 
 @pytest.mark.parametrize("name, num_classes", FAMILIES)
@@ -138,8 +170,11 @@ def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, 
       nll = lambda p: jnp.sum(model.nll_terms(p, images, labels)["nll"])
       value, grads = jax.jit(jax.value_and_grad(nll))(params)
       network = model.merged(params)
-      logits = (None if name.startswith("multiscale") else
-                jax.jit(lambda x: network(x, model.class_conditioning(labels, image_shape)))(images))
+      logits = (
+        None
+        if name.startswith("multiscale")
+        else jax.jit(lambda x: network(x, model.class_conditioning(labels, image_shape)))(images)
+      )
     return value, grads, logits
 
   with convolution.masked_conv_form("taps"):
@@ -147,6 +182,8 @@ def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, 
   with convolution.masked_conv_form("conv"):
     conv = outputs()
   np.testing.assert_allclose(taps[0], conv[0], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1]
+  )
   if taps[2] is not None:
     np.testing.assert_allclose(taps[2], conv[2], rtol=1e-5, atol=1e-5)

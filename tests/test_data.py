@@ -9,8 +9,10 @@ from pixelrnn import data as data_lib
 from pixelrnn import tfds_build
 
 
-@pytest.mark.parametrize("split, count, mean", [("train", 50000, 0.1306), ("validation", 10000, 0.1311),
-                                                ("test", 10000, 0.1325)])
+@pytest.mark.parametrize(
+  "split, count, mean",
+  [("train", 50000, 0.1306), ("validation", 10000, 0.1311), ("test", 10000, 0.1325)],
+)
 def test_packaged_binarized_mnist_has_the_published_splits(split, count, mean):
   ds = data_lib.load_binarized_mnist(split)
   assert ds.images.shape == (count, 28, 28, 1)
@@ -38,7 +40,9 @@ def test_amat_parser_reads_what_was_written(tmp_path):
 def test_corrupted_binarized_mnist_file_fails_with_its_checksum(tmp_path):
   images = np.zeros((3, 28, 28, 1), np.uint8)
   sha = write_amat(tmp_path / "x.amat.gz", images, corrupt_byte=10)
-  with pytest.raises(data_lib.DataError, match=r"x\.amat\.gz.*corrupted: sha256 .* expected " + sha):
+  with pytest.raises(
+    data_lib.DataError, match=r"x\.amat\.gz.*corrupted: sha256 .* expected " + sha
+  ):
     data_lib.parse_amat(str(tmp_path / "x.amat.gz"), sha)
 
 
@@ -61,7 +65,11 @@ def test_truncated_and_malformed_files_fail_clearly(tmp_path):
 def test_unknown_datasets_and_splits_list_the_valid_ones():
   class Cfg:
     name, data_dir, manual_dir = "imagenet", None, None
-  with pytest.raises(data_lib.DataError, match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded'\]"):
+
+  with pytest.raises(
+    data_lib.DataError,
+    match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded'\]",
+  ):
     data_lib.load_dataset(Cfg, "train")
   with pytest.raises(data_lib.DataError, match=r"valid splits: \['test', 'train', 'validation'\]"):
     data_lib.load_binarized_mnist("valid")
@@ -80,13 +88,34 @@ def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, mnist_tfds_di
   assert train.images.mean() == pytest.approx(33.318, abs=1e-3)
   assert test.images.mean() == pytest.approx(33.791, abs=1e-3)
   # The labels come along: MNIST's published class counts.
-  assert np.bincount(train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
-                                                5851, 5949]
-  assert np.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
-                                               1009]
+  assert np.bincount(train.labels).tolist() == [
+    5923,
+    6742,
+    5958,
+    6131,
+    5842,
+    5421,
+    5918,
+    6265,
+    5851,
+    5949,
+  ]
+  assert np.bincount(test.labels).tolist() == [
+    980,
+    1135,
+    1032,
+    1010,
+    982,
+    892,
+    958,
+    1028,
+    974,
+    1009,
+  ]
   # mnist_thresholded: the same images at 1 where the intensity is >= 128, same labels.
-  thresholded = types.SimpleNamespace(name="mnist_thresholded", data_dir=data_dir,
-                                      manual_dir=manual_dir)
+  thresholded = types.SimpleNamespace(
+    name="mnist_thresholded", data_dir=data_dir, manual_dir=manual_dir
+  )
   binary = data_lib.load_dataset(thresholded, "test")
   assert binary.num_levels == 2 and binary.images.dtype == np.uint8
   np.testing.assert_array_equal(binary.images, test.images >= 128)
@@ -95,6 +124,7 @@ def test_mnist_builds_offline_through_tfds_manual_dir(shared_data, mnist_tfds_di
 
 def test_cifar10_comes_through_tfds_as_uint8_rgb(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
+
   # The mock replaces the download; the probe of the download host must not refuse it.
   monkeypatch.setattr(tfds_build, "_reachable", lambda host: True)
   with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
@@ -114,7 +144,7 @@ def test_train_batches_visit_each_example_once_per_epoch_and_resume_exactly():
   batches = data_lib.train_batches(images, batch_size=3, seed=7)
   steps = [next(batches).ravel() for _ in range(9)]  # 3 steps per epoch, 1 example dropped.
   for epoch in range(3):
-    seen = np.concatenate(steps[3 * epoch:3 * epoch + 3])
+    seen = np.concatenate(steps[3 * epoch : 3 * epoch + 3])
     assert len(set(seen.tolist())) == 9
   assert not np.array_equal(np.concatenate(steps[:3]), np.concatenate(steps[3:6])), "reshuffled"
   resumed = data_lib.train_batches(images, batch_size=3, seed=7, start_step=4)
@@ -139,5 +169,7 @@ def test_labels_of_the_wrong_shape_type_or_range_are_refused():
     data_lib.check_labels(np.array([0, 1]), 3, 10)
   with pytest.raises(data_lib.DataError, match="labels have dtype float32, expected integer"):
     data_lib.check_labels(np.zeros(3, np.float32), 3, 10)
-  with pytest.raises(data_lib.DataError, match=r"labels span \[0, 10\], expected classes in \[0, 10\)"):
+  with pytest.raises(
+    data_lib.DataError, match=r"labels span \[0, 10\], expected classes in \[0, 10\)"
+  ):
     data_lib.check_labels(np.array([0, 10, 3]), 3, 10)

@@ -1,21 +1,27 @@
+import causality
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-import causality
-from pixelrnn.diagonal_bilstm import (DiagonalBiLSTM, DiagonalBiLSTMLayer, column_state_to_state,
-                                      phased_lstm_scan, scan_phases, shift_down, skew,
-                                      skewed_validity, unskew)
+from pixelrnn.diagonal_bilstm import (
+  DiagonalBiLSTM,
+  DiagonalBiLSTMLayer,
+  column_state_to_state,
+  phased_lstm_scan,
+  scan_phases,
+  shift_down,
+  skew,
+  skewed_validity,
+  unskew,
+)
 from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
 
 
 def test_skew_shifts_each_row_right_by_its_index():
   x = jnp.arange(1, 13, dtype=jnp.float32).reshape(1, 3, 4, 1)
-  expected = np.array([[1, 2, 3, 4, 0, 0],
-                       [0, 5, 6, 7, 8, 0],
-                       [0, 0, 9, 10, 11, 12]])
+  expected = np.array([[1, 2, 3, 4, 0, 0], [0, 5, 6, 7, 8, 0], [0, 0, 9, 10, 11, 12]])
   np.testing.assert_array_equal(skew(x)[0, :, :, 0], expected)
 
 
@@ -29,7 +35,9 @@ def test_skew_and_unskew_round_trip_exactly_for_random_shapes():
     np.testing.assert_array_equal(unskew(s, int(w)), x)
     i, j = rng.integers(0, h), rng.integers(0, w)
     np.testing.assert_array_equal(s[:, i, i + j], x[:, i, j])
-    assert float(jnp.abs(s).sum()) == pytest.approx(float(jnp.abs(x).sum()), rel=1e-5), "zeros elsewhere"
+    assert float(jnp.abs(s).sum()) == pytest.approx(float(jnp.abs(x).sum()), rel=1e-5), (
+      "zeros elsewhere"
+    )
 
 
 def test_unskew_refuses_a_map_of_the_wrong_width():
@@ -45,17 +53,20 @@ def diagonal_layer_field(h, w, c):
   for i in range(h):
     for j in range(w):
       for g in range(c):
-        own[i, j, g, i, j, :g + 1] = True
+        own[i, j, g, i, j, : g + 1] = True
   pixel_order = causality.raster_order(h, w, 1)[..., 0]
-  earlier_pixel = pixel_order[:, :, None, None, None, None] > pixel_order[None, None, None, :, :, None]
+  earlier_pixel = (
+    pixel_order[:, :, None, None, None, None] > pixel_order[None, None, None, :, :, None]
+  )
   return np.broadcast_to(earlier_pixel, before.shape) | own
 
 
 @pytest.mark.parametrize("num_channels", [1, 3])
 def test_diagonal_bilstm_layer_sees_the_complete_context_on_its_input(num_channels):
   h, w = 5, 6
-  layer = DiagonalBiLSTMLayer(num_channels, 2 * num_channels, num_channels=num_channels,
-                              rngs=nnx.Rngs(0))
+  layer = DiagonalBiLSTMLayer(
+    num_channels, 2 * num_channels, num_channels=num_channels, rngs=nnx.Rngs(0)
+  )
 
   def as_logits(x):
     out = layer(x)
@@ -74,14 +85,22 @@ def complete_context_after_mask_a(h, w, c):
   the pixels (r + 1, j) with j < W - 4 cannot see it (all later rows do)."""
   field = causality.strictly_before(h, w, c).copy()
   for i in range(1, h):
-    field[i, :max(0, w - 4), :, i - 1, w - 1, c - 1] = False
+    field[i, : max(0, w - 4), :, i - 1, w - 1, c - 1] = False
   return field
 
 
 @pytest.mark.parametrize("h, w, c", [(5, 6, 3), (4, 4, 1), (6, 9, 1)])
 def test_one_layer_after_mask_a_sees_every_earlier_sub_pixel_but_the_row_end_case(h, w, c):
-  model = DiagonalBiLSTM(num_channels=c, num_levels=4, hidden_dim=6, num_layers=1, output_dim=12,
-                         residual=True, skip=False, rngs=nnx.Rngs(0))
+  model = DiagonalBiLSTM(
+    num_channels=c,
+    num_levels=4,
+    hidden_dim=6,
+    num_layers=1,
+    output_dim=12,
+    residual=True,
+    skip=False,
+    rngs=nnx.Rngs(0),
+  )
   x = jax.random.uniform(jax.random.key(2), (6, h, w, c), maxval=3)
   pattern = causality.dependency_pattern(model, x)
   causality.assert_causal(pattern)
@@ -89,7 +108,8 @@ def test_one_layer_after_mask_a_sees_every_earlier_sub_pixel_but_the_row_end_cas
   causality.assert_receptive_field(pattern, expected)
   # The same set follows from composing the layers' exact fields.
   np.testing.assert_array_equal(
-      causality.recurrent_model_field(diagonal_layer_field(h, w, c), 1), expected)
+    causality.recurrent_model_field(diagonal_layer_field(h, w, c), 1), expected
+  )
   if w <= 4:  # The 7x7 conv reaches the whole previous row: the context is complete.
     np.testing.assert_array_equal(expected, causality.strictly_before(h, w, c))
 
@@ -98,9 +118,16 @@ def test_one_layer_after_mask_a_sees_every_earlier_sub_pixel_but_the_row_end_cas
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_diagonal_bilstm_is_causal(num_channels, num_levels, num_layers):
   h, w = 5, 7
-  model = DiagonalBiLSTM(num_channels=num_channels, num_levels=num_levels, hidden_dim=6,
-                         num_layers=num_layers, output_dim=12, residual=True, skip=False,
-                         rngs=nnx.Rngs(0))
+  model = DiagonalBiLSTM(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=6,
+    num_layers=num_layers,
+    output_dim=12,
+    residual=True,
+    skip=False,
+    rngs=nnx.Rngs(0),
+  )
   x = jax.random.uniform(jax.random.key(3), (6, h, w, num_channels), maxval=num_levels - 1)
   pattern = causality.dependency_pattern(model, x)
   causality.assert_causal(pattern)
@@ -116,8 +143,17 @@ class UnshiftedDiagonalBiLSTMLayer(DiagonalBiLSTMLayer):
 
 
 def test_without_the_right_to_left_shift_the_model_sees_the_future():
-  model = RecurrentStack(UnshiftedDiagonalBiLSTMLayer, num_channels=1, num_levels=2, hidden_dim=4,
-                         num_layers=1, output_dim=8, residual=True, skip=False, rngs=nnx.Rngs(0))
+  model = RecurrentStack(
+    UnshiftedDiagonalBiLSTMLayer,
+    num_channels=1,
+    num_levels=2,
+    hidden_dim=4,
+    num_layers=1,
+    output_dim=8,
+    residual=True,
+    skip=False,
+    rngs=nnx.Rngs(0),
+  )
   x = jax.random.uniform(jax.random.key(4), (2, 4, 5, 1))
   with pytest.raises(AssertionError, match="forbidden dependencies"):
     causality.assert_causal(causality.dependency_pattern(model, x))
@@ -130,7 +166,9 @@ def test_shift_down_moves_rows_and_zeroes_the_first():
 
 @pytest.mark.parametrize("h, w", [(28, 28), (5, 8), (8, 5), (1, 6), (6, 1)])
 @pytest.mark.parametrize("num_phases", [2, 4, 7])
-def test_scan_phases_cover_every_in_image_state_and_the_row_each_phase_reads_first(h, w, num_phases):
+def test_scan_phases_cover_every_in_image_state_and_the_row_each_phase_reads_first(
+  h, w, num_phases
+):
   valid = skewed_validity(h, w)  # (W + H - 1, H)
   phases = scan_phases(h, w, num_phases)
   assert phases[0][0] == 0 and phases[-1][1] == w + h - 1

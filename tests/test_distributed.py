@@ -17,17 +17,24 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from pixelrnn import checkpoints, train
 
-FLAGS = ["--config=configs/quickstart.py", "--config.model.num_layers=1",
-         "--config.model.hidden_dim=4", "--config.training.batch_size=8",
-         "--config.training.num_steps=6", "--config.training.checkpoint_every_steps=3",
-         "--config.training.log_every_steps=2", "--config.data.eval_split=validation",
-         # The evaluation at step 4 keeps a run busy for seconds after its first checkpoint.
-         "--config.training.eval_every_steps=4", "--config.training.eval_batch_size=100",
-         "--samples_after_training=0"]
+FLAGS = [
+  "--config=configs/quickstart.py",
+  "--config.model.num_layers=1",
+  "--config.model.hidden_dim=4",
+  "--config.training.batch_size=8",
+  "--config.training.num_steps=6",
+  "--config.training.checkpoint_every_steps=3",
+  "--config.training.log_every_steps=2",
+  "--config.data.eval_split=validation",
+  # The evaluation at step 4 keeps a run busy for seconds after its first checkpoint.
+  "--config.training.eval_every_steps=4",
+  "--config.training.eval_batch_size=100",
+  "--samples_after_training=0",
+]
 DEVICES_PER_PROCESS = 2
 TIMEOUT_S = 300
 
@@ -54,21 +61,43 @@ def free_port() -> int:
 class Processes:
   """`launch.py` started as processes 0 .. n-1 of one run, output to files in `logdir`."""
 
-  def __init__(self, logdir: pathlib.Path, flags_per_process: list[list[str]],
-               devices_per_process: int = DEVICES_PER_PROCESS, port: int | None = None):
+  def __init__(
+    self,
+    logdir: pathlib.Path,
+    flags_per_process: list[list[str]],
+    devices_per_process: int = DEVICES_PER_PROCESS,
+    port: int | None = None,
+  ):
     address = f"localhost:{port or free_port()}"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
+    env = {
+      **os.environ,
+      "JAX_PLATFORMS": "cpu",
+      "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}",
+    }
     logdir.mkdir(parents=True, exist_ok=True)
-    self.logs = [(logdir / f"stdout{i}.txt", logdir / f"stderr{i}.txt")
-                 for i in range(len(flags_per_process))]
+    self.logs = [
+      (logdir / f"stdout{i}.txt", logdir / f"stderr{i}.txt") for i in range(len(flags_per_process))
+    ]
     self.procs = []
     for i, flags in enumerate(flags_per_process):
       with open(self.logs[i][0], "w") as out, open(self.logs[i][1], "w") as err:
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "launch.py", *flags, f"--coordinator_address={address}",
-             f"--num_processes={len(flags_per_process)}", f"--process_id={i}"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=err, text=True))
+        self.procs.append(
+          subprocess.Popen(
+            [
+              sys.executable,
+              "launch.py",
+              *flags,
+              f"--coordinator_address={address}",
+              f"--num_processes={len(flags_per_process)}",
+              f"--process_id={i}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+          )
+        )
 
   def wait(self, timeout_s: float = TIMEOUT_S) -> list[tuple[int, str, str]]:
     """Every process's (exit status, stdout, stderr); all are killed after `timeout_s`."""
@@ -78,8 +107,10 @@ class Processes:
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
       self.kill()
-    return [(proc.returncode, out.read_text(), err.read_text())
-            for proc, (out, err) in zip(self.procs, self.logs)]
+    return [
+      (proc.returncode, out.read_text(), err.read_text())
+      for proc, (out, err) in zip(self.procs, self.logs)
+    ]
 
   def kill(self) -> None:
     for proc in self.procs:
@@ -122,13 +153,13 @@ def two_process_run(tmp_path_factory):
   return workdir, results
 
 
-def test_two_processes_train_and_evaluate_like_one_with_the_same_global_batch(two_process_run,
-                                                                               tmp_path):
+def test_two_processes_train_and_evaluate_like_one_with_the_same_global_batch(
+  two_process_run, tmp_path
+):
   workdir, results = two_process_run
   config = config_of(FLAGS)
   single = tmp_path / "single"
-  metrics = train.train_and_evaluate(config, str(single), devices=jax.devices()[:4],
-                                     progress=False)
+  metrics = train.train_and_evaluate(config, str(single), devices=jax.devices()[:4], progress=False)
   assert_states_equal(restored(workdir), restored(single), rtol=1e-5, atol=1e-6)
   # Evaluation split over the processes counts every image once (10,000 = 100 batches).
   primary = final_eval(results[0][1])
@@ -137,11 +168,18 @@ def test_two_processes_train_and_evaluate_like_one_with_the_same_global_batch(tw
   assert "nll_nats" not in results[1][1]
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [(r["step"], r["split"]) for r in rows] == [
-      (1, "train"), (2, "train"), (4, "train"), (4, "eval"), (6, "train"), (6, "eval")]
+    (1, "train"),
+    (2, "train"),
+    (4, "train"),
+    (4, "eval"),
+    (6, "train"),
+    (6, "eval"),
+  ]
 
 
 def test_both_processes_killed_after_a_checkpoint_resume_to_the_uninterrupted_run(
-    two_process_run, tmp_path):
+  two_process_run, tmp_path
+):
   workdir = tmp_path / "workdir"
   flags = FLAGS + [f"--workdir={workdir}"]
   processes = Processes(tmp_path / "killed", [flags] * 2)
@@ -163,11 +201,22 @@ def test_a_process_that_cannot_reach_the_coordinator_fails_in_time_naming_the_ad
   port = free_port()  # Nobody listens there: process 0 is never started.
   start = time.monotonic()
   proc = subprocess.run(
-      [sys.executable, "launch.py", *FLAGS, f"--workdir={tmp_path}",
-       f"--coordinator_address=localhost:{port}", "--num_processes=2", "--process_id=1",
-       "--distributed_timeout_s=5"],
-      cwd=REPO_ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True,
-      text=True, timeout=120)
+    [
+      sys.executable,
+      "launch.py",
+      *FLAGS,
+      f"--workdir={tmp_path}",
+      f"--coordinator_address=localhost:{port}",
+      "--num_processes=2",
+      "--process_id=1",
+      "--distributed_timeout_s=5",
+    ],
+    cwd=REPO_ROOT,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert f"Error: Could not join the cluster: coordinator address localhost:{port}" in proc.stderr
   assert "within 5 s" in proc.stderr and "Traceback" not in proc.stderr
@@ -176,8 +225,9 @@ def test_a_process_that_cannot_reach_the_coordinator_fails_in_time_naming_the_ad
 
 def test_processes_given_different_configs_are_refused_by_all_of_them(tmp_path):
   flags = FLAGS + [f"--workdir={tmp_path / 'workdir'}"]
-  results = Processes(tmp_path, [flags, flags + ["--config.model.hidden_dim=6"]],
-                      devices_per_process=1).wait()
+  results = Processes(
+    tmp_path, [flags, flags + ["--config.model.hidden_dim=6"]], devices_per_process=1
+  ).wait()
   for returncode, _, stderr in results:
     assert returncode == 2, stderr[-3000:]
     assert "Error: The processes were given different configs: process(es) [1] differ" in stderr

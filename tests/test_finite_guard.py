@@ -10,10 +10,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
-from pixelrnn import data as data_lib
+
 from pixelrnn import checkpoints, defaults, finite_guard, train
+from pixelrnn import data as data_lib
 
 
 def tiny_config(num_steps=8, skip=0):
@@ -50,21 +50,26 @@ def poison_steps(monkeypatch, first_bad: int, last_bad: int):
 def strict_rows(workdir):
   def refuse(constant):
     raise ValueError(f"non-JSON constant {constant}")
+
   with open(f"{workdir}/metrics.jsonl") as f:
     return [json.loads(line, parse_constant=refuse) for line in f]
 
 
 def test_the_first_nonfinite_step_stops_the_run_before_anything_is_saved(tmp_path, monkeypatch):
   poison_steps(monkeypatch, 4, 4)
-  with pytest.raises(finite_guard.NonFiniteError,
-                     match=r"Step 5: the loss or the gradients are not finite.*last good checkpoint is step 4"):
+  with pytest.raises(
+    finite_guard.NonFiniteError,
+    match=r"Step 5: the loss or the gradients are not finite.*last good checkpoint is step 4",
+  ):
     train.train_and_evaluate(tiny_config(), str(tmp_path), progress=False)
   assert checkpoints.manager(str(tmp_path), tiny_config()).all_steps() == [2, 4]
   rows = strict_rows(tmp_path)
   assert rows[-1]["step"] == 5 and rows[-1]["loss"] is None and rows[-1]["finite"] == 0.0
 
 
-def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(tmp_path, monkeypatch):
+def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(
+  tmp_path, monkeypatch
+):
   poison_steps(monkeypatch, 4, 4)
   metrics = train.train_and_evaluate(tiny_config(skip=1), str(tmp_path), progress=False)
   assert math.isfinite(metrics["nll_nats"])
@@ -76,10 +81,14 @@ def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(t
   manager = checkpoints.manager(str(tmp_path), tiny_config())
   four = checkpoints.restore(manager, trainer.abstract_state(), 4)
   batch6 = next(data_lib.train_batches(data_lib.load_binarized_mnist("train").images, 8, 0, 5))
-  expected, _ = trainer.train_step(trainer.model, four.replace(step=four.step + 1),
-                                   trainer.shard_batch(batch6))
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(checkpoints.restore(manager, trainer.abstract_state(), 6)),
-               jax.device_get(expected))
+  expected, _ = trainer.train_step(
+    trainer.model, four.replace(step=four.step + 1), trainer.shard_batch(batch6)
+  )
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    jax.device_get(checkpoints.restore(manager, trainer.abstract_state(), 6)),
+    jax.device_get(expected),
+  )
 
 
 def test_more_bad_steps_in_a_row_than_allowed_stop_the_run(tmp_path, monkeypatch):
@@ -91,11 +100,23 @@ def test_more_bad_steps_in_a_row_than_allowed_stop_the_run(tmp_path, monkeypatch
 def test_a_diverging_launch_exits_nonzero_naming_the_step_and_keeps_a_finite_checkpoint(tmp_path):
   workdir = tmp_path / "diverged"
   done = subprocess.run(
-      [sys.executable, "launch.py", "--config=configs/quickstart.py", f"--workdir={workdir}",
-       "--config.model.num_layers=1", "--config.optimizer.learning_rate=1e30",
-       "--config.optimizer.schedule=constant", "--config.optimizer.grad_clip_norm=0",
-       "--config.training.checkpoint_every_steps=1", "--config.training.num_steps=50"],
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "launch.py",
+      "--config=configs/quickstart.py",
+      f"--workdir={workdir}",
+      "--config.model.num_layers=1",
+      "--config.optimizer.learning_rate=1e30",
+      "--config.optimizer.schedule=constant",
+      "--config.optimizer.grad_clip_norm=0",
+      "--config.training.checkpoint_every_steps=1",
+      "--config.training.num_steps=50",
+    ],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert done.returncode == 2, done.stderr[-2000:]
   error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
   assert len(error) == 1 and "Traceback" not in done.stderr

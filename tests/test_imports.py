@@ -20,8 +20,11 @@ def package_imports(package_dir: pathlib.Path, package: str) -> dict[str, set[st
         targets = [alias.name for alias in node.names]
       elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
         # `from package import a, b` imports modules a and b; `from package.a import x`, a.
-        targets = ([f"{node.module}.{alias.name}" for alias in node.names]
-                   if node.module == package else [node.module])
+        targets = (
+          [f"{node.module}.{alias.name}" for alias in node.names]
+          if node.module == package
+          else [node.module]
+        )
       else:
         continue
       for target in targets:
@@ -40,7 +43,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state[path[-1]] = "open"
     for nxt in sorted(graph[path[-1]]):
       if state.get(nxt) == "open":
-        return path[path.index(nxt):] + [nxt]
+        return path[path.index(nxt) :] + [nxt]
       if nxt not in state:
         cycle = visit(path + [nxt])
         if cycle:

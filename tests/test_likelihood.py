@@ -46,8 +46,14 @@ def all_images(h, w, c, k):
 
 @pytest.mark.parametrize("shape, num_levels", [((2, 2, 1), 2), ((1, 2, 3), 2), ((1, 1, 3), 3)])
 def test_pixelcnn_probabilities_of_all_images_sum_to_one(shape, num_levels):
-  model = PixelCNN(num_channels=shape[-1], num_levels=num_levels, hidden_dim=6, num_layers=2,
-                   output_dim=12, rngs=nnx.Rngs(3))
+  model = PixelCNN(
+    num_channels=shape[-1],
+    num_levels=num_levels,
+    hidden_dim=6,
+    num_layers=2,
+    output_dim=12,
+    rngs=nnx.Rngs(3),
+  )
   # Random, non-zero biases make the conditionals far from uniform.
   for path, var in nnx.iter_graph(model):
     if isinstance(var, nnx.Param) and path[-1] == "bias":

@@ -14,9 +14,10 @@ def test_rows_and_tensorboard_scalars_round_trip(tmp_path):
   writer.write(2, "eval", {"nll_nats": 98.5})
   writer.close()
   assert metric_writers.read_metrics(str(tmp_path)) == [
-      {"step": 1, "split": "train", "loss": 0.5, "nll_nats": 100.25},
-      {"step": 2, "split": "train", "loss": None, "nll_nats": 99.0},
-      {"step": 2, "split": "eval", "nll_nats": 98.5}]
+    {"step": 1, "split": "train", "loss": 0.5, "nll_nats": 100.25},
+    {"step": 2, "split": "train", "loss": None, "nll_nats": 99.0},
+    {"step": 2, "split": "eval", "nll_nats": 98.5},
+  ]
   train = EventAccumulator(str(tmp_path / "tensorboard" / "train")).Reload()
   assert [(e.step, e.value) for e in train.Scalars("nll_nats")] == [(1, 100.25), (2, 99.0)]
   assert math.isnan(train.Scalars("loss")[1].value)

@@ -4,15 +4,15 @@ counting, sampling, training objectives and real learning."""
 import itertools
 import math
 
+import causality
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import short_adam_run
 from flax import nnx
 from scipy import stats
 
-import causality
-from conftest import short_adam_run
 from pixelrnn import data as data_lib
 from pixelrnn import defaults, likelihood, models, multiscale, sampling, train
 
@@ -31,8 +31,12 @@ def tiny_model_config(large="pixelcnn", small="pixelcnn", factor=2, conditioning
 
 
 def tiny_multiscale(shape, num_levels, large="pixelcnn", small="pixelcnn", factor=2, seed=0):
-  model = models.create(tiny_model_config(large, small, factor), image_shape=shape,
-                        num_levels=num_levels, rngs=nnx.Rngs(seed))
+  model = models.create(
+    tiny_model_config(large, small, factor),
+    image_shape=shape,
+    num_levels=num_levels,
+    rngs=nnx.Rngs(seed),
+  )
   # Random biases make the distribution clearly non-uniform.
   for path, var in nnx.iter_graph(model):
     if isinstance(var, nnx.Param) and path[-1] == "bias":
@@ -61,12 +65,14 @@ def test_subsample_takes_every_fth_pixel_of_every_fth_row():
 @pytest.mark.parametrize("large", FAMILIES)
 @pytest.mark.parametrize("num_channels, num_levels", [(1, 2), (3, 4)])
 def test_conditional_network_is_causal_in_the_large_image_and_sees_the_small_one(
-    large, num_channels, num_levels):
+  large, num_channels, num_levels
+):
   b, h, w, f = 3, 4, 6, 2
   model = tiny_multiscale((h, w, num_channels), num_levels, large=large)
   x = jax.random.uniform(jax.random.key(1), (b, h, w, num_channels), maxval=num_levels - 1)
-  small = jax.random.uniform(jax.random.key(2), (b, h // f, w // f, num_channels),
-                             maxval=num_levels - 1)
+  small = jax.random.uniform(
+    jax.random.key(2), (b, h // f, w // f, num_channels), maxval=num_levels - 1
+  )
   conditional = lambda images, small_images: model.large(images, model.conditioner(small_images))
   causality.assert_causal(causality.dependency_pattern(lambda v: conditional(v, small), x))
 
@@ -83,10 +89,15 @@ def test_conditional_network_is_causal_in_the_large_image_and_sees_the_small_one
   assert not (on_small & across).any(), "leak across the batch"
 
 
-@pytest.mark.parametrize("large, shape, num_levels", [
-    ("pixelcnn", (2, 2, 1), 2), ("row_lstm", (2, 2, 1), 2), ("diagonal_bilstm", (2, 2, 1), 2),
+@pytest.mark.parametrize(
+  "large, shape, num_levels",
+  [
+    ("pixelcnn", (2, 2, 1), 2),
+    ("row_lstm", (2, 2, 1), 2),
+    ("diagonal_bilstm", (2, 2, 1), 2),
     ("pixelcnn", (2, 2, 3), 2),
-])
+  ],
+)
 def test_probabilities_of_all_images_sum_to_one(large, shape, num_levels):
   model = tiny_multiscale(shape, num_levels, large=large)  # A 1x1 (xC) subsample.
   images = all_images(shape, num_levels)
@@ -112,13 +123,15 @@ def test_the_parts_sum_to_the_whole_and_every_sub_pixel_is_scored_once():
   assert dims["small_nll"] + scored == math.prod(shape)
   # Independently: the small model on the subsample, the large one on the rest only.
   small = images[:, ::f, ::f]
-  np.testing.assert_allclose(terms["small_nll"],
-                             likelihood.nll_per_image(model.small(small), small), rtol=1e-6)
+  np.testing.assert_allclose(
+    terms["small_nll"], likelihood.nll_per_image(model.small(small), small), rtol=1e-6
+  )
   log_p = likelihood.log_probs(model.large(images, model.conditioner(small)), images)
   rest = np.ones(shape[:2], bool)
   rest[::f, ::f] = False
-  np.testing.assert_allclose(terms["large_nll"], -np.asarray(log_p)[:, rest].sum(axis=(1, 2)),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    terms["large_nll"], -np.asarray(log_p)[:, rest].sum(axis=(1, 2)), rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("large", ["pixelcnn", "row_lstm"])
@@ -126,16 +139,18 @@ def test_samples_copy_the_small_sample_and_cached_equals_reference(large):
   shape = (4, 6, 3)
   model = tiny_multiscale(shape, 4, large=large, small="row_lstm")
   key = jax.random.key(7)
-  run = lambda cached: jax.jit(lambda k: multiscale.sample(
-      model, k, num_samples=5, image_shape=shape, cached=cached))(key)
+  run = lambda cached: jax.jit(
+    lambda k: multiscale.sample(model, k, num_samples=5, image_shape=shape, cached=cached)
+  )(key)
   small, big = run(True)
   np.testing.assert_array_equal(np.asarray(big)[:, ::2, ::2], small)
   small_ref, big_ref = run(False)
   np.testing.assert_array_equal(small, small_ref)
   np.testing.assert_array_equal(big, big_ref)
   # The first stage is the small model sampled alone with the first split key.
-  alone = sampling.sample(model.small, jax.random.split(key)[0], num_samples=5,
-                          image_shape=(2, 3, 3))
+  alone = sampling.sample(
+    model.small, jax.random.split(key)[0], num_samples=5, image_shape=(2, 3, 3)
+  )
   np.testing.assert_array_equal(small, alone)
 
 
@@ -153,11 +168,13 @@ def test_multiscale_samples_follow_the_exact_distribution():
   images = all_images(shape, 2)
   probs = np.exp(-np.asarray(model.nll_terms(jnp.asarray(images))["nll"], np.float64))
   num_samples = 20_000
-  _, samples = jax.jit(lambda k: multiscale.sample(model, k, num_samples=num_samples,
-                                                   image_shape=shape))(jax.random.key(0))
+  _, samples = jax.jit(
+    lambda k: multiscale.sample(model, k, num_samples=num_samples, image_shape=shape)
+  )(jax.random.key(0))
   index = {tuple(im.ravel()): k for k, im in enumerate(images)}
-  counts = np.bincount([index[tuple(s)] for s in np.asarray(samples).reshape(num_samples, -1)],
-                       minlength=len(images))
+  counts = np.bincount(
+    [index[tuple(s)] for s in np.asarray(samples).reshape(num_samples, -1)], minlength=len(images)
+  )
   assert stats.chisquare(counts, probs / probs.sum() * num_samples).pvalue > 1e-3
   assert stats.chisquare(counts, np.full(16, num_samples / 16)).pvalue < 1e-6
 
@@ -166,11 +183,13 @@ def test_completions_keep_the_observed_rows_and_the_subsample_consistent():
   shape = (6, 4, 1)
   model = tiny_multiscale(shape, 2, large="diagonal_bilstm")
   originals = jax.random.randint(jax.random.key(2), (2,) + shape, 0, 2)
-  out = np.asarray(multiscale.complete(model, jax.random.key(3), originals, observed_rows=3,
-                                       num_completions=4))
+  out = np.asarray(
+    multiscale.complete(model, jax.random.key(3), originals, observed_rows=3, num_completions=4)
+  )
   assert out.shape == (2, 4) + shape
-  np.testing.assert_array_equal(out[:, :, :3], np.broadcast_to(np.asarray(originals)[:, None, :3],
-                                                               (2, 4, 3, 4, 1)))
+  np.testing.assert_array_equal(
+    out[:, :, :3], np.broadcast_to(np.asarray(originals)[:, None, :3], (2, 4, 3, 4, 1))
+  )
   assert not np.array_equal(out[:, 0, 3:], out[:, 1, 3:]), "completions differ"
   with pytest.raises(ValueError, match=r"observed_rows must be in \[0, 6\], got 7"):
     multiscale.complete(model, jax.random.key(3), originals, observed_rows=7)
@@ -187,36 +206,47 @@ def multiscale_config(objective="joint", num_steps=1):
   return config
 
 
-@pytest.mark.parametrize("objective, small_update_depends_on_large", [("joint", True),
-                                                                      ("separate", False)])
+@pytest.mark.parametrize(
+  "objective, small_update_depends_on_large", [("joint", True), ("separate", False)]
+)
 def test_separate_training_keeps_the_small_networks_update_independent(
-    objective, small_update_depends_on_large):
+  objective, small_update_depends_on_large
+):
   config = multiscale_config(objective)
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
   images = trainer.shard_batch(np.random.default_rng(0).integers(0, 2, (8, 28, 28, 1), np.uint8))
   # The same step with the conditional network's weights changed: its gradients change.
   # (Two initial states, since the step donates its input's buffers.)
   perturbed = trainer.initial_state()
-  perturbed = perturbed.replace(params=jax.tree_util.tree_map_with_path(
-      lambda p, v: v * 3.0 if p[0].key == "large" else v, perturbed.params))
+  perturbed = perturbed.replace(
+    params=jax.tree_util.tree_map_with_path(
+      lambda p, v: v * 3.0 if p[0].key == "large" else v, perturbed.params
+    )
+  )
   after, metrics = trainer.train_step(trainer.model, trainer.initial_state(), images)
   after_perturbed, _ = trainer.train_step(trainer.model, perturbed, images)
   small = lambda s: jax.tree.leaves(jax.device_get(s.params["small"]))
   same = all(np.array_equal(a, b) for a, b in zip(small(after), small(after_perturbed)))
   assert same != small_update_depends_on_large
   metrics = jax.device_get(metrics)
-  assert metrics["nll_nats"] == pytest.approx(metrics["small_nll_nats"] + metrics["large_nll_nats"],
-                                              rel=1e-6)
+  assert metrics["nll_nats"] == pytest.approx(
+    metrics["small_nll_nats"] + metrics["large_nll_nats"], rel=1e-6
+  )
 
 
 def test_bad_multiscale_configs_are_refused():
   config = multiscale_config()
   config.model.multiscale.factor = 3
-  with pytest.raises(defaults.ConfigError, match="factor=3 must divide the binarized_mnist image size 28x28"):
+  with pytest.raises(
+    defaults.ConfigError, match="factor=3 must divide the binarized_mnist image size 28x28"
+  ):
     defaults.validate(config)
   config = multiscale_config("both")
-  with pytest.raises(defaults.ConfigError, match=r"Unknown training.multiscale_objective 'both'; "
-                     r"valid choices: \['joint', 'separate'\]"):
+  with pytest.raises(
+    defaults.ConfigError,
+    match=r"Unknown training.multiscale_objective 'both'; "
+    r"valid choices: \['joint', 'separate'\]",
+  ):
     defaults.validate(config)
   config = multiscale_config()
   config.model.multiscale.small.name = "gan"

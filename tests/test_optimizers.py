@@ -12,7 +12,11 @@ def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
   config = defaults.base_config()
   config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 4, 1, 8
   config.training.batch_size = 8
-  config.optimizer.name, config.optimizer.schedule, config.optimizer.warmup_steps = name, schedule, 2
+  config.optimizer.name, config.optimizer.schedule, config.optimizer.warmup_steps = (
+    name,
+    schedule,
+    2,
+  )
   trainer = train.Trainer(config, (6, 6, 1), 2, train.make_mesh())
   state = trainer.initial_state()
   images = np.random.default_rng(0).integers(0, 2, (8, 6, 6, 1), dtype=np.uint8)

@@ -1,9 +1,9 @@
+import causality
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-import causality
 from pixelrnn.pixelcnn import PixelCNN
 
 
@@ -22,21 +22,32 @@ def expected_pixelcnn_receptive_field(h, w, c, num_blocks):
 
 @pytest.mark.parametrize("num_channels, num_levels", [(1, 2), (3, 4)])
 @pytest.mark.parametrize("num_blocks", [0, 2])
-def test_pixelcnn_is_causal_and_sees_its_whole_receptive_field(num_channels, num_levels, num_blocks):
+def test_pixelcnn_is_causal_and_sees_its_whole_receptive_field(
+  num_channels, num_levels, num_blocks
+):
   h, w = 6, 9
-  model = PixelCNN(num_channels=num_channels, num_levels=num_levels, hidden_dim=12,
-                   num_layers=num_blocks, output_dim=24, rngs=nnx.Rngs(0))
+  model = PixelCNN(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=12,
+    num_layers=num_blocks,
+    output_dim=24,
+    rngs=nnx.Rngs(0),
+  )
   x = jax.random.uniform(jax.random.key(1), (4, h, w, num_channels), maxval=num_levels - 1)
   pattern = causality.dependency_pattern(model, x)
 
   causality.assert_causal(pattern)  # Includes: no dependence across the batch.
-  causality.assert_receptive_field(pattern, expected_pixelcnn_receptive_field(h, w, num_channels, num_blocks))
+  causality.assert_receptive_field(
+    pattern, expected_pixelcnn_receptive_field(h, w, num_channels, num_blocks)
+  )
 
 
 def test_pixelcnn_sees_its_neighbours_and_earlier_channels():
   h, w, c = 5, 5, 3
-  model = PixelCNN(num_channels=c, num_levels=4, hidden_dim=6, num_layers=1, output_dim=12,
-                   rngs=nnx.Rngs(0))
+  model = PixelCNN(
+    num_channels=c, num_levels=4, hidden_dim=6, num_layers=1, output_dim=12, rngs=nnx.Rngs(0)
+  )
   x = jax.random.uniform(jax.random.key(2), (1, h, w, c), maxval=3)
   dep = causality.within_batch(causality.dependency_pattern(model, x))
   i, j = 2, 2
@@ -57,8 +68,9 @@ def test_stacked_masks_leave_the_known_blind_spot():
   expected = expected_pixelcnn_receptive_field(h, w, 1, num_blocks=2)
   assert not expected[i, j, 0, i - 1, j + 4, 0]
   assert expected[i, j, 0, i - 3, j + 4, 0]
-  model = PixelCNN(num_channels=1, num_levels=2, hidden_dim=12, num_layers=2, output_dim=24,
-                   rngs=nnx.Rngs(0))
+  model = PixelCNN(
+    num_channels=1, num_levels=2, hidden_dim=12, num_layers=2, output_dim=24, rngs=nnx.Rngs(0)
+  )
   x = jax.random.uniform(jax.random.key(3), (1, h, w, 1))
   dep = causality.within_batch(causality.dependency_pattern(model, x))
   assert not dep[i, j, 0, i - 1, j + 4, 0]

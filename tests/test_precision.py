@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import short_adam_run
 from flax import nnx
 
-from conftest import short_adam_run
 from pixelrnn import data as data_lib
 from pixelrnn import defaults, multiscale, precision, sampling, train
 from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
@@ -57,26 +57,36 @@ def test_evaluation_lowers_to_full_float32_whatever_the_training_precision(preci
     assert_full_precision(trainer.eval_step.lower(trainer.model, params, {"images": batch}, valid))
 
 
-@pytest.mark.parametrize("model_name", ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
+@pytest.mark.parametrize(
+  "model_name", ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"]
+)
 def test_training_lowers_at_the_configured_precision(model_name):
   images = np.zeros((8, 6, 6, 1), np.uint8)
   ops = {}
   for name in precision.PRECISIONS:
     trainer = train.Trainer(tiny_config(name, model_name), (6, 6, 1), 2, train.make_mesh())
-    ops[name] = matmul_ops(trainer.train_steps.lower(
-        trainer.model, trainer.initial_state(), trainer.device_data(images),
-        np.zeros((1, 8), np.int32), np.int32(1)))
+    ops[name] = matmul_ops(
+      trainer.train_steps.lower(
+        trainer.model,
+        trainer.initial_state(),
+        trainer.device_data(images),
+        np.zeros((1, 8), np.int32),
+        np.int32(1),
+      )
+    )
   assert all(precisions(op) == {"HIGHEST"} and "bf16" not in op for op in ops["float32"])
   assert all(precisions(op) == {"HIGH"} and "bf16" not in op for op in ops["tf32"])
   # bfloat16: every product and convolution, forward and backward, takes bf16 operands.
-  assert all(re.search(r"\(tensor<[^>]*bf16>, tensor<[^>]*bf16>\)", op) for op in ops["bfloat16"]), \
-      [op for op in ops["bfloat16"] if "bf16" not in op]
+  assert all(
+    re.search(r"\(tensor<[^>]*bf16>, tensor<[^>]*bf16>\)", op) for op in ops["bfloat16"]
+  ), [op for op in ops["bfloat16"] if "bf16" not in op]
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM])
 def test_samplers_lower_to_full_float32(cls):
-  kwargs = dict(num_channels=3, num_levels=4, hidden_dim=6, num_layers=1, output_dim=12,
-                rngs=nnx.Rngs(0))
+  kwargs = dict(
+    num_channels=3, num_levels=4, hidden_dim=6, num_layers=1, output_dim=12, rngs=nnx.Rngs(0)
+  )
   if cls is not PixelCNN:
     kwargs.update(residual=True, skip=False)
   model = cls(**kwargs)
@@ -84,12 +94,19 @@ def test_samplers_lower_to_full_float32(cls):
   key = jax.random.key(0)
   images = jnp.zeros((2,) + shape, jnp.int32)
   with jax.default_matmul_precision("tensorfloat32"):  # A GPU's default.
-    assert_full_precision(jax.jit(lambda k: sampling.sample(
-        model, k, num_samples=2, image_shape=shape)).lower(key))
-    assert_full_precision(jax.jit(lambda k: sampling.sample_reference(
-        model, k, num_samples=2, image_shape=shape)).lower(key))
-    assert_full_precision(jax.jit(lambda k: sampling.complete(
-        model, k, images, observed_rows=1, num_completions=2)).lower(key))
+    assert_full_precision(
+      jax.jit(lambda k: sampling.sample(model, k, num_samples=2, image_shape=shape)).lower(key)
+    )
+    assert_full_precision(
+      jax.jit(
+        lambda k: sampling.sample_reference(model, k, num_samples=2, image_shape=shape)
+      ).lower(key)
+    )
+    assert_full_precision(
+      jax.jit(
+        lambda k: sampling.complete(model, k, images, observed_rows=1, num_completions=2)
+      ).lower(key)
+    )
 
 
 def test_the_multiscale_sampler_lowers_to_full_float32():
@@ -100,8 +117,11 @@ def test_the_multiscale_sampler_lowers_to_full_float32():
   model, params = train.models.build(config, image_shape=(4, 4, 1), num_levels=2, seed=0)
   network = model.merged(params)
   with jax.default_matmul_precision("tensorfloat32"):
-    assert_full_precision(jax.jit(lambda k: multiscale.sample(
-        network, k, num_samples=2, image_shape=(4, 4, 1))).lower(jax.random.key(0)))
+    assert_full_precision(
+      jax.jit(lambda k: multiscale.sample(network, k, num_samples=2, image_shape=(4, 4, 1))).lower(
+        jax.random.key(0)
+      )
+    )
 
 
 def test_eval_nll_of_a_fixed_model_is_identical_under_each_training_precision():
@@ -116,8 +136,9 @@ def test_eval_nll_of_a_fixed_model_is_identical_under_each_training_precision():
 def test_a_bfloat16_step_keeps_float32_parameters_optimizer_state_and_loss():
   trainer = train.Trainer(tiny_config("bfloat16"), (6, 6, 1), 2, train.make_mesh())
   images = np.random.default_rng(0).integers(0, 2, (8, 6, 6, 1), dtype=np.uint8)
-  state, metrics = trainer.train_step(trainer.model, trainer.initial_state(),
-                                      trainer.shard_batch(images))
+  state, metrics = trainer.train_step(
+    trainer.model, trainer.initial_state(), trainer.shard_batch(images)
+  )
   floating = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
   assert floating and all(x.dtype == jnp.float32 for x in floating)
   assert all(np.asarray(v).dtype == np.float32 for k, v in metrics.items() if k != "finite")
@@ -140,5 +161,7 @@ def test_bfloat16_training_learns_on_real_binarized_mnist(tmp_path):
 
 def test_an_unknown_precision_is_refused_with_the_valid_choices():
   config = tiny_config("float16")
-  with pytest.raises(defaults.ConfigError, match=r"training.precision 'float16'.*'float32', 'tf32', 'bfloat16'"):
+  with pytest.raises(
+    defaults.ConfigError, match=r"training.precision 'float16'.*'float32', 'tf32', 'bfloat16'"
+  ):
     defaults.validate(config)

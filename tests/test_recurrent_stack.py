@@ -41,11 +41,16 @@ def test_lstm_cell_gradients_through_a_recurrence_match_the_textbook_cell():
       c, h = carry
       c, h = cell_fn(x + jnp.tile(h, 4), c)
       return (c, h), h
+
     zeros = jnp.zeros((2, 3))
     return jnp.sum(jax.lax.scan(step, (zeros, zeros), g)[1] ** 2)
 
-  np.testing.assert_allclose(jax.grad(lambda g: run(lstm_cell, g))(gates),
-                             jax.grad(lambda g: run(textbook_lstm_cell, g))(gates), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    jax.grad(lambda g: run(lstm_cell, g))(gates),
+    jax.grad(lambda g: run(textbook_lstm_cell, g))(gates),
+    rtol=1e-4,
+    atol=1e-6,
+  )
 
 
 def reference_scan(gates_in, kernel, recurrent_input, valid):
@@ -54,6 +59,7 @@ def reference_scan(gates_in, kernel, recurrent_input, valid):
     g, v = inputs
     c, h = textbook_lstm_cell(g + recurrent_input(h, kernel), c)
     return (c * v, h * v), h * v
+
   zeros = jnp.zeros(gates_in.shape[1:-1] + (gates_in.shape[-1] // 4,))
   return jax.lax.scan(step, (zeros, zeros), (gates_in, valid))[1]
 
@@ -74,8 +80,12 @@ def test_lstm_scan_and_its_gradients_match_autodiff_of_the_textbook_recurrence(l
   def loss(scan_fn, g, k):
     return jnp.sum(weights * jnp.tanh(scan_fn(g, k, fn, valid)))
 
-  np.testing.assert_allclose(lstm_scan(gates_in, kernel, fn, valid),
-                             reference_scan(gates_in, kernel, fn, valid), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    lstm_scan(gates_in, kernel, fn, valid),
+    reference_scan(gates_in, kernel, fn, valid),
+    rtol=1e-5,
+    atol=1e-6,
+  )
   ours = jax.grad(lambda g, k: loss(lstm_scan, g, k), argnums=(0, 1))(gates_in, kernel)
   ref = jax.grad(lambda g, k: loss(reference_scan, g, k), argnums=(0, 1))(gates_in, kernel)
   for a, b in zip(ours, ref):
@@ -95,8 +105,9 @@ def test_a_scan_split_in_two_through_its_final_state_equals_one_scan_with_gradie
   whole = lambda g, k: lstm_scan(g, k, row_state_to_state)
   np.testing.assert_allclose(split(gates_in, kernel), whole(gates_in, kernel), rtol=1e-6, atol=1e-7)
   loss = lambda fn: lambda g, k: jnp.sum(weights * jnp.tanh(fn(g, k)))
-  for a, b in zip(jax.grad(loss(split), (0, 1))(gates_in, kernel),
-                  jax.grad(loss(whole), (0, 1))(gates_in, kernel)):
+  for a, b in zip(
+    jax.grad(loss(split), (0, 1))(gates_in, kernel), jax.grad(loss(whole), (0, 1))(gates_in, kernel)
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   # The final state is the last step's.
   hidden, (cell, last) = lstm_scan(gates_in, kernel, row_state_to_state, return_final=True)

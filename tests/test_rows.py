@@ -7,16 +7,17 @@ import subprocess
 import tarfile
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from pixelrnn import cli, paper_rows, train
 
 ROWS_DIR = "experiments/rows"
 
 
 def git(*args: str, text: bool = True):
-  return subprocess.run(["git", *args], cwd=REPO_ROOT, check=True, capture_output=True,
-                        text=text).stdout
+  return subprocess.run(
+    ["git", *args], cwd=REPO_ROOT, check=True, capture_output=True, text=text
+  ).stdout
 
 
 def committed_files() -> dict[str, list[str]]:
@@ -42,8 +43,11 @@ ROWS = committed_files()
 @pytest.fixture(params=sorted(ROWS) or [None], ids=lambda name: name or "none committed")
 def row_name(request):
   if request.param is None:
-    pytest.skip("no row is committed under experiments/rows yet" if is_git_checkout()
-                else "not a git checkout: the committed rows cannot be listed")
+    pytest.skip(
+      "no row is committed under experiments/rows yet"
+      if is_git_checkout()
+      else "not a git checkout: the committed rows cannot be listed"
+    )
   return request.param
 
 
@@ -51,8 +55,11 @@ def test_a_committed_row_holds_exactly_one_checkpoint_and_nothing_of_the_running
   files = ROWS[row_name]
   checkpoints = {f.split("/")[1] for f in files if f.startswith("checkpoints/")}
   assert len(checkpoints) == 1 and checkpoints.pop().isdigit(), sorted(checkpoints)
-  assert not [f for f in files if f == "lock" or f.startswith("lock.") or ".tmp" in f
-              or "orbax-checkpoint-tmp" in f]
+  assert not [
+    f
+    for f in files
+    if f == "lock" or f.startswith("lock.") or ".tmp" in f or "orbax-checkpoint-tmp" in f
+  ]
   for needed in ("config.json", "metrics.jsonl", paper_rows.PIECES_FILE):
     assert needed in files
   assert any(f.startswith("tensorboard/") for f in files)
@@ -71,12 +78,23 @@ def test_a_committed_row_restores_at_the_step_of_its_last_piece(row_name, tmp_pa
 
 @pytest.mark.skipif(not is_git_checkout(), reason="not a git checkout: .gitignore is not in use")
 def test_gitignore_keeps_the_lock_and_temporary_files_of_a_row_out():
-  ignored = ["lock", "lock.123.tmp", "checkpoints/4000.orbax-checkpoint-tmp-1733",
-             "checkpoints/4000/default.orbax-checkpoint-tmp-1733/x", "reproduce_pieces.jsonl.tmp"]
-  kept = ["config.json", "metrics.jsonl", "reproduce_pieces.jsonl", "checkpoints/4000/_METADATA",
-          "tensorboard/eval/events.out.tfevents.1.host"]
+  ignored = [
+    "lock",
+    "lock.123.tmp",
+    "checkpoints/4000.orbax-checkpoint-tmp-1733",
+    "checkpoints/4000/default.orbax-checkpoint-tmp-1733/x",
+    "reproduce_pieces.jsonl.tmp",
+  ]
+  kept = [
+    "config.json",
+    "metrics.jsonl",
+    "reproduce_pieces.jsonl",
+    "checkpoints/4000/_METADATA",
+    "tensorboard/eval/events.out.tfevents.1.host",
+  ]
   paths = [f"{ROWS_DIR}/some_row/{p}" for p in ignored + kept]
   # check-ignore exits 1 when no path is ignored; its output lists the ignored ones.
-  done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO_ROOT,
-                        capture_output=True, text=True)
-  assert done.stdout.split() == paths[:len(ignored)]
+  done = subprocess.run(
+    ["git", "check-ignore", "--no-index", *paths], cwd=REPO_ROOT, capture_output=True, text=True
+  )
+  assert done.stdout.split() == paths[: len(ignored)]

@@ -15,8 +15,14 @@ from pixelrnn.row_lstm import RowLSTM
 
 
 def tiny_model(cls, num_channels, num_levels, seed=0):
-  kwargs = dict(num_channels=num_channels, num_levels=num_levels, hidden_dim=6, num_layers=1,
-                output_dim=12, rngs=nnx.Rngs(seed))
+  kwargs = dict(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=6,
+    num_layers=1,
+    output_dim=12,
+    rngs=nnx.Rngs(seed),
+  )
   if cls is not PixelCNN:
     kwargs.update(residual=True, skip=False)
   model = cls(**kwargs)
@@ -45,16 +51,22 @@ def empirical_counts(samples, images):
   return counts
 
 
-@pytest.mark.parametrize("cls, shape, num_levels", [
-    (PixelCNN, (2, 2, 1), 2), (RowLSTM, (2, 2, 1), 2), (DiagonalBiLSTM, (2, 2, 1), 2),
+@pytest.mark.parametrize(
+  "cls, shape, num_levels",
+  [
+    (PixelCNN, (2, 2, 1), 2),
+    (RowLSTM, (2, 2, 1), 2),
+    (DiagonalBiLSTM, (2, 2, 1), 2),
     (PixelCNN, (1, 1, 3), 3),
-])
+  ],
+)
 def test_samples_follow_the_model_distribution(cls, shape, num_levels):
   model = tiny_model(cls, shape[-1], num_levels)
   images, probs = exact_distribution(model, shape, num_levels)
   num_samples = 20_000
-  samples = jax.jit(lambda key: sampling.sample_reference(
-      model, key, num_samples=num_samples, image_shape=shape))(jax.random.key(0))
+  samples = jax.jit(
+    lambda key: sampling.sample_reference(model, key, num_samples=num_samples, image_shape=shape)
+  )(jax.random.key(0))
   counts = empirical_counts(samples, images)
   assert stats.chisquare(counts, probs * num_samples).pvalue > 1e-3
   # The same counts against the uniform distribution are rejected: the test can fail.
@@ -67,14 +79,17 @@ def test_low_temperature_gives_greedy_decoding():
   greedy = np.zeros((1,) + shape, np.int32)
   for i, j, c in itertools.product(range(2), range(3), range(3)):
     greedy[0, i, j, c] = int(np.argmax(model(greedy.astype(np.float32))[0, i, j, c]))
-  samples = sampling.sample_reference(model, jax.random.key(1), num_samples=50, image_shape=shape,
-                                      temperature=1e-4)
+  samples = sampling.sample_reference(
+    model, jax.random.key(1), num_samples=50, image_shape=shape, temperature=1e-4
+  )
   np.testing.assert_array_equal(samples, np.broadcast_to(greedy, samples.shape))
 
 
 def test_same_key_same_samples_and_a_new_key_new_samples():
   model = tiny_model(RowLSTM, 1, 2)
-  run = lambda k: sampling.sample_reference(model, jax.random.key(k), num_samples=8, image_shape=(4, 5, 1))
+  run = lambda k: sampling.sample_reference(
+    model, jax.random.key(k), num_samples=8, image_shape=(4, 5, 1)
+  )
   np.testing.assert_array_equal(run(3), run(3))
   assert not np.array_equal(run(3), run(4))
 
@@ -83,8 +98,14 @@ def test_observed_leading_sub_pixels_are_kept_bit_for_bit():
   model = tiny_model(DiagonalBiLSTM, 3, 4)
   observed = jax.random.randint(jax.random.key(5), (6, 3, 4, 3), 0, 4)
   num_observed = 17  # Ends inside a pixel: R and G of pixel (1, 1) are observed, B is not.
-  out = sampling.sample_reference(model, jax.random.key(6), num_samples=6, image_shape=(3, 4, 3),
-                                  images=observed, num_observed=num_observed)
+  out = sampling.sample_reference(
+    model,
+    jax.random.key(6),
+    num_samples=6,
+    image_shape=(3, 4, 3),
+    images=observed,
+    num_observed=num_observed,
+  )
   flat_in, flat_out = np.asarray(observed).reshape(6, -1), np.asarray(out).reshape(6, -1)
   np.testing.assert_array_equal(flat_out[:, :num_observed], flat_in[:, :num_observed])
   assert not np.array_equal(flat_out[:, num_observed:], flat_in[:, num_observed:])
@@ -94,10 +115,13 @@ def test_observed_leading_sub_pixels_are_kept_bit_for_bit():
 def test_bad_temperature_and_shapes_are_refused():
   model = tiny_model(PixelCNN, 1, 2)
   with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
-    sampling.sample_reference(model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1), temperature=0)
+    sampling.sample_reference(
+      model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1), temperature=0
+    )
   with pytest.raises(ValueError, match=r"images \(3, 2, 2, 1\) must be \(2, 2, 2, 1\)"):
-    sampling.sample_reference(model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1),
-                              images=jnp.zeros((3, 2, 2, 1)))
+    sampling.sample_reference(
+      model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1), images=jnp.zeros((3, 2, 2, 1))
+    )
 
 
 def full_forward_logits_per_step(model, images):
@@ -108,13 +132,25 @@ def full_forward_logits_per_step(model, images):
   return logits.reshape(b, h * w * c, k).transpose(1, 0, 2)
 
 
-@pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM, GatedPixelCNN],
-                         ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
-@pytest.mark.parametrize("num_channels, num_levels, num_observed", [(1, 2, 0), (3, 4, 0), (3, 4, 13)])
-def test_cached_sampler_reproduces_the_reference_exactly(cls, num_channels,
-                                                         num_levels, num_observed):
-  kwargs = dict(num_channels=num_channels, num_levels=num_levels, hidden_dim=6, num_layers=2,
-                output_dim=12, rngs=nnx.Rngs(0))
+@pytest.mark.parametrize(
+  "cls",
+  [PixelCNN, RowLSTM, DiagonalBiLSTM, GatedPixelCNN],
+  ids=["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"],
+)
+@pytest.mark.parametrize(
+  "num_channels, num_levels, num_observed", [(1, 2, 0), (3, 4, 0), (3, 4, 13)]
+)
+def test_cached_sampler_reproduces_the_reference_exactly(
+  cls, num_channels, num_levels, num_observed
+):
+  kwargs = dict(
+    num_channels=num_channels,
+    num_levels=num_levels,
+    hidden_dim=6,
+    num_layers=2,
+    output_dim=12,
+    rngs=nnx.Rngs(0),
+  )
   if cls in (RowLSTM, DiagonalBiLSTM):
     kwargs.update(residual=True, skip=True)
   model = cls(**kwargs)
@@ -125,10 +161,12 @@ def test_cached_sampler_reproduces_the_reference_exactly(cls, num_channels,
   key = jax.random.key(11)
   reference = jax.jit(lambda k: sampling.sample_reference(model, k, **kwargs))(key)
   cached, logits = jax.jit(
-      lambda k: sampling.sample_cached(model, k, return_logits=True, **kwargs))(key)
+    lambda k: sampling.sample_cached(model, k, return_logits=True, **kwargs)
+  )(key)
   np.testing.assert_array_equal(cached, reference)
   expected = full_forward_logits_per_step(model, cached)
   np.testing.assert_allclose(logits[num_observed:], expected[num_observed:], rtol=1e-4, atol=1e-5)
+
 
 @pytest.mark.parametrize("cls", [PixelCNN, RowLSTM, DiagonalBiLSTM])
 def test_completions_keep_the_observed_rows_and_have_finite_log_probability(cls):

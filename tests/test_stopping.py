@@ -29,8 +29,7 @@ def test_a_spent_deadline_stops_and_a_future_one_does_not():
 def test_the_step_budget_counts_from_the_first_step_of_this_run():
   with stopping.StopRequests(max_steps=3) as requests:
     # A run resumed at step 100: its steps are 101, 102, 103.
-    assert [requests(step) for step in (101, 102, 103)] == [
-        None, None, "step budget of 3 spent"]
+    assert [requests(step) for step in (101, 102, 103)] == [None, None, "step budget of 3 spent"]
 
 
 def test_the_stop_message_names_the_step_and_the_reason():
@@ -70,4 +69,5 @@ def test_an_ignored_sigint_stays_ignored():
 
 def test_the_interrupt_message_names_the_step():
   assert str(stopping.TrainingStopped(7, "SIGINT")) == (
-      "Interrupted (Ctrl-C): saved a checkpoint at step 7; rerun to resume.")
+    "Interrupted (Ctrl-C): saved a checkpoint at step 7; rerun to resume."
+  )

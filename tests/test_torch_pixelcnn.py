@@ -6,8 +6,8 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from pixelrnn import defaults, train
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (only the benchmark uses it)")
@@ -15,8 +15,9 @@ sys.path.insert(0, str(REPO_ROOT / "experiments"))
 import torch_pixelcnn  # noqa: E402
 
 
-@pytest.mark.parametrize("dataset, shape, levels", [("binarized_mnist", (28, 28, 1), 2),
-                                                    ("cifar10", (32, 32, 3), 256)])
+@pytest.mark.parametrize(
+  "dataset, shape, levels", [("binarized_mnist", (28, 28, 1), 2), ("cifar10", (32, 32, 3), 256)]
+)
 def test_the_torch_reference_gives_our_logits_and_loss(dataset, shape, levels):
   config = defaults.base_config()
   config.data.name = dataset

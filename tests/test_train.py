@@ -3,10 +3,10 @@ import math
 import jax
 import numpy as np
 import pytest
-
 from conftest import short_adam_run
-from pixelrnn import data as data_lib
+
 from pixelrnn import checkpoints, defaults, metric_writers, train
+from pixelrnn import data as data_lib
 
 
 def tiny_config(num_steps=12):
@@ -107,11 +107,13 @@ def test_several_steps_per_dispatch_reproduce_the_one_step_loop_bit_for_bit(tmp_
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
-    tmp_path, monkeypatch, straight_run):
+  tmp_path, monkeypatch, straight_run
+):
   crashed = str(tmp_path / "crashed")
   real_indices = data_lib.train_batch_indices
-  monkeypatch.setattr(data_lib, "train_batch_indices",
-                      indices_failing_at(8, RuntimeError("simulated crash")))
+  monkeypatch.setattr(
+    data_lib, "train_batch_indices", indices_failing_at(8, RuntimeError("simulated crash"))
+  )
   with pytest.raises(RuntimeError, match="simulated crash"):
     train.train_and_evaluate(tiny_config(12), crashed, progress=False)
   assert checkpoints.manager(crashed, tiny_config()).latest_step() == 6
@@ -132,7 +134,8 @@ def truncate_arrays(step_dir):
 
 
 def test_a_corrupt_latest_checkpoint_is_named_kept_and_the_newest_intact_one_used(
-    tmp_path, capsys, straight_run):
+  tmp_path, capsys, straight_run
+):
   workdir = tmp_path / "corrupt"
   train.train_and_evaluate(tiny_config(9), str(workdir), progress=False)  # Checkpoints 3, 6, 9.
   truncate_arrays(workdir / "checkpoints" / "9")
@@ -150,18 +153,24 @@ def test_a_corrupt_latest_checkpoint_is_named_kept_and_the_newest_intact_one_use
   train.train_and_evaluate(tiny_config(12), str(workdir), progress=False)
   assert f"moved to {workdir / 'corrupt_checkpoints' / '9'}" in capsys.readouterr().err
   assert sorted(p.name for p in (workdir / "corrupt_checkpoints" / "9").rglob("*")) == kept
-  assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), str(workdir)))
+  assert_same_state(
+    restored(tiny_config(12), straight_run), restored(tiny_config(12), str(workdir))
+  )
 
   # With no intact checkpoint left, one error names each checkpoint and its cause.
   for step_dir in (workdir / "checkpoints").iterdir():
     truncate_arrays(step_dir)
-  with pytest.raises(checkpoints.CheckpointError,
-                     match=r"No checkpoint in .* can be restored for this config: "
-                           r"checkpoint 12: ValueError: .*; checkpoint 9: .*; checkpoint 6: "):
+  with pytest.raises(
+    checkpoints.CheckpointError,
+    match=r"No checkpoint in .* can be restored for this config: "
+    r"checkpoint 12: ValueError: .*; checkpoint 9: .*; checkpoint 6: ",
+  ):
     train.evaluate_checkpoint(tiny_config(12), str(workdir))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(tmp_path, monkeypatch, straight_run):
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(
+  tmp_path, monkeypatch, straight_run
+):
   interrupted = str(tmp_path / "interrupted")
   real_indices = data_lib.train_batch_indices
   monkeypatch.setattr(data_lib, "train_batch_indices", indices_failing_at(7, KeyboardInterrupt()))
@@ -185,37 +194,53 @@ def test_data_parallel_step_matches_one_device(num_devices):
     trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(devices))
     state = trainer.initial_state()
     for k in range(3):
-      batch = trainer.shard_batch(images[16 * k:16 * (k + 1)])
+      batch = trainer.shard_batch(images[16 * k : 16 * (k + 1)])
       assert len(batch.sharding.device_set) == len(devices)
       state, _ = trainer.train_step(trainer.model, state, batch)
     assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == len(devices)
     states.append(jax.device_get(state))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
-               states[0].params, states[1].params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
-               states[0].ema_params, states[1].ema_params)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+    states[0].params,
+    states[1].params,
+  )
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+    states[0].ema_params,
+    states[1].ema_params,
+  )
 
 
 def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
   config = tiny_config()
   config.training.batch_size = 7
-  with pytest.raises(ValueError, match=r"training.batch_size=7 must be divisible by the number of devices \(2\)"):
+  with pytest.raises(
+    ValueError, match=r"training.batch_size=7 must be divisible by the number of devices \(2\)"
+  ):
     train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.devices()[:2]))
 
 
 def test_evaluating_images_of_the_wrong_shape_dtype_or_levels_fails_clearly():
   trainer = train.Trainer(tiny_config(), (28, 28, 1), 2, train.make_mesh())
   params = trainer.initial_state().params
-  with pytest.raises(data_lib.DataError, match=r"shape \(4, 32, 32, 3\), expected \(N, 28, 28, 1\)"):
+  with pytest.raises(
+    data_lib.DataError, match=r"shape \(4, 32, 32, 3\), expected \(N, 28, 28, 1\)"
+  ):
     trainer.evaluate(params, np.zeros((4, 32, 32, 3), np.uint8))
   with pytest.raises(data_lib.DataError, match="dtype float32, expected integer levels"):
     trainer.evaluate(params, np.zeros((4, 28, 28, 1), np.float32))
   with pytest.raises(data_lib.DataError, match=r"span \[0, 255\], expected levels in \[0, 2\)"):
-    trainer.evaluate(params, np.full((4, 28, 28, 1), 255, np.uint8) * (np.arange(4) > 0)[:, None, None, None].astype(np.uint8))
+    trainer.evaluate(
+      params,
+      np.full((4, 28, 28, 1), 255, np.uint8)
+      * (np.arange(4) > 0)[:, None, None, None].astype(np.uint8),
+    )
 
 
 def test_evaluating_an_empty_workdir_says_so(tmp_path):
-  with pytest.raises(checkpoints.CheckpointError, match="No checkpoints in workdir .*train there first"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match="No checkpoints in workdir .*train there first"
+  ):
     train.evaluate_checkpoint(tiny_config(), str(tmp_path))
 
 
@@ -266,7 +291,11 @@ def test_a_class_conditional_model_trains_on_labels_and_reports_each_class():
   # The label is an input: other labels give another likelihood of the same images.
   relabelled = trainer.evaluate(state.params, images, (labels + 5) % 10)
   assert relabelled["nll_nats"] != pytest.approx(result["nll_nats"], rel=1e-7)
-  with pytest.raises(data_lib.DataError, match="model.num_classes=10: the images need their labels"):
+  with pytest.raises(
+    data_lib.DataError, match="model.num_classes=10: the images need their labels"
+  ):
     trainer.evaluate(state.params, images)
-  with pytest.raises(data_lib.DataError, match=r"labels span \[12, 12\], expected classes in \[0, 10\)"):
+  with pytest.raises(
+    data_lib.DataError, match=r"labels span \[12, 12\], expected classes in \[0, 10\)"
+  ):
     trainer.labels(data_lib.Dataset(images, 2, np.full(16, 12, np.int32)))

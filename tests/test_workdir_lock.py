@@ -12,8 +12,8 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from pixelrnn import checkpoints, train, workdir_lock
 
 
@@ -31,8 +31,10 @@ def test_a_second_holder_is_refused_naming_the_first_and_the_lock_is_released(tm
   with workdir_lock.WorkdirLock(str(tmp_path)):
     holder = json.loads((tmp_path / "lock").read_text())
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
-    with pytest.raises(workdir_lock.WorkdirLockedError,
-                       match=rf"in use by pid {os.getpid()} on host '{socket.gethostname()}'"):
+    with pytest.raises(
+      workdir_lock.WorkdirLockedError,
+      match=rf"in use by pid {os.getpid()} on host '{socket.gethostname()}'",
+    ):
       with workdir_lock.WorkdirLock(str(tmp_path)):
         pass
     assert (tmp_path / "lock").exists(), "the refused run must not remove the holder's lock"
@@ -55,22 +57,42 @@ def test_a_lock_held_on_another_host_is_refused(tmp_path):
       pass
 
 
-SETTINGS = ["--config=configs/quickstart.py", "--config.model.num_layers=1",
-            "--config.optimizer.schedule=constant", "--config.training.log_every_steps=1",
-            "--config.training.checkpoint_every_steps=3", "--config.training.eval_every_steps=100000",
-            "--config.data.eval_split=validation", "--samples_after_training=0"]
+SETTINGS = [
+  "--config=configs/quickstart.py",
+  "--config.model.num_layers=1",
+  "--config.optimizer.schedule=constant",
+  "--config.training.log_every_steps=1",
+  "--config.training.checkpoint_every_steps=3",
+  "--config.training.eval_every_steps=100000",
+  "--config.data.eval_split=validation",
+  "--samples_after_training=0",
+]
 
 
 def launch(*args):
-  return subprocess.run([sys.executable, "launch.py", *SETTINGS, *args], cwd=REPO_ROOT,
-                        capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, "launch.py", *SETTINGS, *args],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_over(tmp_path):
   workdir = tmp_path / "shared"
-  first = subprocess.Popen([sys.executable, "launch.py", *SETTINGS, f"--workdir={workdir}",
-                            "--config.training.num_steps=100000"], cwd=REPO_ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  first = subprocess.Popen(
+    [
+      sys.executable,
+      "launch.py",
+      *SETTINGS,
+      f"--workdir={workdir}",
+      "--config.training.num_steps=100000",
+    ],
+    cwd=REPO_ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   try:
     saved = workdir / "checkpoints"
     deadline = time.monotonic() + 300
@@ -98,8 +120,11 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
   straight = launch(f"--workdir={tmp_path / 'straight'}", final)
   assert straight.returncode == 0, straight.stderr[-3000:]
   trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
-  states = [jax.device_get(checkpoints.restore(checkpoints.manager(str(d), config),
-                                               trainer.abstract_state()))
-            for d in (workdir, tmp_path / "straight")]
+  states = [
+    jax.device_get(
+      checkpoints.restore(checkpoints.manager(str(d), config), trainer.abstract_state())
+    )
+    for d in (workdir, tmp_path / "straight")
+  ]
   assert int(states[0].step) == step + 4
   jax.tree.map(np.testing.assert_array_equal, *states)
