@@ -26,7 +26,9 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from pixelrnn import cli, defaults, distributed, figures, pretrained, stopping, train
+from pixelrnn import cli, pretrained
+from pixelrnn.sampling import figures
+from pixelrnn.training import distributed, stopping, train
 
 MODES = ("train", "eval", "sample", "inpaint")
 
@@ -187,7 +189,6 @@ def run_pretrained(loaded: pretrained.Loaded, out_dir: str) -> None:
 
 
 def run(config, workdir: str) -> None:
-  defaults.validate(config)  # Training and every reader check the workdir themselves.
   if FLAGS.mode in ("sample", "inpaint"):
     result = write_figure(config, workdir)
   elif FLAGS.mode == "train":

@@ -19,7 +19,6 @@ allows). `--context_only` reports only that, without training.
 import json
 import os
 import platform
-import runpy
 import time
 
 import jax
@@ -27,8 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from pixelrnn import data as data_lib
-from pixelrnn import defaults, models, train
+from pixelrnn import cli, defaults
+from pixelrnn.data import loading as data_lib
+from pixelrnn.models import registry
+from pixelrnn.training import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the variants' workdirs (must not exist).")
@@ -73,7 +74,7 @@ def variant_config(num_blocks: int, hidden_dim: int, steps: int):
 
 def context_seen(config, height: int = 28, width: int = 28) -> float:
   """Mean over pixels of the fraction of earlier pixels their logits depend on."""
-  model, params = models.build(config.model, image_shape=(height, width, 1), num_levels=2, seed=0)
+  model, params = registry.build(config.model, image_shape=(height, width, 1), num_levels=2, seed=0)
   x = jax.random.uniform(jax.random.key(1), (1, height, width, 1))  # No structured zeros.
   logits = lambda v: jnp.sum(model.apply(params, v.reshape(1, height, width, 1)), -1).reshape(-1)
   depends = np.asarray(jax.jacrev(logits)(x.reshape(-1)) != 0)  # (out pixel, in pixel)
@@ -90,7 +91,7 @@ def main(argv):
       name: variant_config(*VARIANTS[name], FLAGS.steps) for name in FLAGS.variants or VARIANTS
     }
     for path in RECURRENT_CONFIGS:
-      configs[path] = runpy.run_path(os.path.join(REPO, path))["get_config"]()
+      configs[path] = cli.load_config(os.path.join(REPO, path))
     for name, config in configs.items():
       record = {
         "variant": name,

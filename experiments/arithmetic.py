@@ -13,14 +13,15 @@ times when both run at the same arithmetic efficiency.
 
 import json
 import math
-import runpy
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 from flax import nnx
 
-from pixelrnn import datasets, models
+from pixelrnn import cli
+from pixelrnn.data import datasets
+from pixelrnn.models import registry
 
 FLAGS = flags.FLAGS
 
@@ -80,7 +81,7 @@ def forward_counts(config, batch_size: int) -> dict:
       f"{config.model.name}: multi-scale configs are not counted; count their "
       "small and large networks' single-scale configs instead."
     )
-  model = models.create(
+  model = registry.create(
     config.model, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(0)
   )
   images = jnp.zeros((batch_size,) + image_shape, jnp.float32)
@@ -97,7 +98,7 @@ def main(argv):
   del argv
   first = None
   for path in FLAGS.config:
-    config = runpy.run_path(path)["get_config"]()
+    config = cli.load_config(path)
     result = {
       "config": path,
       "model": config.model.name,

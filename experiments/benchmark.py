@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import resource
-import runpy
 import statistics
 import subprocess
 import time
@@ -32,7 +31,12 @@ import numpy as np
 from absl import app, flags
 from flax import nnx
 
-from pixelrnn import convolution, datasets, defaults, masks, models, multiscale, sampling, train
+from pixelrnn import cli, defaults
+from pixelrnn.data import datasets
+from pixelrnn.layers import convolution, masks
+from pixelrnn.models import multiscale, registry
+from pixelrnn.sampling import samplers
+from pixelrnn.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to benchmark, in order.")
@@ -87,7 +91,7 @@ flags.mark_flag_as_required("config")
 
 
 def load_config(path: str):
-  return runpy.run_path(path)["get_config"]()
+  return cli.load_config(path)
 
 
 def git_commit() -> str:
@@ -138,7 +142,7 @@ def visible_macs_per_image(config) -> int | None:
     with convolution.masked_conv_form("taps"):
       return arithmetic.forward_counts(config, batch_size=2)["forward_macs_per_image"]
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  network = models.create(
+  network = registry.create(
     config.model, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(0)
   )
   pixels = image_shape[0] * image_shape[1]
@@ -183,7 +187,7 @@ def benchmark_train_step(
   divided by their number.
   """
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, image_shape, num_levels, trainer_lib.make_mesh())
   state = trainer.initial_state()
   rng = np.random.default_rng(0)
   batch_size = config.training.batch_size
@@ -275,7 +279,7 @@ def benchmark_multiscale_sampling(network, batch: int, image_shape) -> dict:
     lambda k: multiscale.sample(network, k, num_samples=batch, image_shape=image_shape)
   )
   small = jax.jit(
-    lambda k: sampling.sample(network.small, k, num_samples=batch, image_shape=small_shape)
+    lambda k: samplers.sample(network.small, k, num_samples=batch, image_shape=small_shape)
   )
   both_first, both_s = timed(both, key)
   _, small_s = timed(small, key)
@@ -297,7 +301,9 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   The cached sampler generates whole images.
   """
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh(jax.local_devices()[:1]))
+  trainer = trainer_lib.Trainer(
+    config, image_shape, num_levels, trainer_lib.make_mesh(jax.local_devices()[:1])
+  )
   network = trainer.model.merged(trainer.initial_state().ema_params)
   batch = config.training.batch_size
   if isinstance(network, multiscale.MultiScale):
@@ -311,7 +317,7 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   )
   apply_fn = network if conditioning is None else (lambda x: network(x, conditioning))
   reference = jax.jit(
-    lambda k: sampling.sample_reference(
+    lambda k: samplers.sample_reference(
       apply_fn,
       k,
       num_samples=batch,
@@ -328,9 +334,9 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
     "reference_s_per_image_batch": round(ref_s / reference_sub_pixels * total, 2),
     "reference_compile_s": round(ref_compile - ref_s, 3),
   }
-  if sampling.has_cached_sampler(network):
+  if samplers.has_cached_sampler(network):
     cached = jax.jit(
-      lambda k: sampling.sample(
+      lambda k: samplers.sample(
         network,
         k,
         num_samples=batch,
@@ -378,7 +384,7 @@ def main(argv):
     for k in (dispatches or [config.training.steps_per_dispatch])
     for pallas in (
       kernels
-      if config.model.name in models.names_with_key("pallas_lstm") and kernels
+      if config.model.name in registry.names_with_key("pallas_lstm") and kernels
       else [config.model.pallas_lstm]
     )
     for form in forms

@@ -13,8 +13,9 @@ import os
 
 from absl import flags
 
-from pixelrnn import cli, curves, errors
-from pixelrnn.metric_writers import read_metrics
+from pixelrnn import cli, errors
+from pixelrnn.reproduction import curves
+from pixelrnn.workdir.metric_writers import read_metrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Run directory holding metrics.jsonl.")

@@ -27,7 +27,10 @@ import jax
 import numpy as np
 from absl import flags
 
-from pixelrnn import cli, convolution, datasets, train
+from pixelrnn import cli
+from pixelrnn.data import datasets
+from pixelrnn.layers import convolution
+from pixelrnn.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("config", None, "Config file(s) to profile, in order.")
@@ -126,7 +129,7 @@ def trace_durations(trace_dir: str) -> dict[str, float]:
 
 def profile(config, calls: int) -> dict:
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  trainer = train.Trainer(config, image_shape, num_levels, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, image_shape, num_levels, trainer_lib.make_mesh())
   state = trainer.initial_state()
   k = config.training.steps_per_dispatch
   batch_size = config.training.batch_size

@@ -37,18 +37,12 @@ import time
 import jax
 from absl import flags
 
-from pixelrnn import (
-  checkpoints,
-  cli,
-  curves,
-  errors,
-  figures,
-  paper_rows,
-  pretrained,
-  stopping,
-  train,
-  workdir_lock,
-)
+from pixelrnn import cli, errors, pretrained
+from pixelrnn.reproduction import curves, paper_rows, piece_log, tables
+from pixelrnn.sampling import figures
+from pixelrnn.training import stopping, train
+from pixelrnn.workdir import checkpoints
+from pixelrnn.workdir import lock as lock_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PIECE_MINUTES = 55  # --rows=next: one piece, committed as soon as it stops.
@@ -134,7 +128,7 @@ def run_row(
   """
   config = load_config(row, data_dir, manual_dir)
   workdir = os.path.join(workroot, row.name)
-  log = paper_rows.PieceLog(
+  log = piece_log.PieceLog(
     workdir,
     command=command,
     from_step=latest_step(workdir, config),
@@ -182,8 +176,8 @@ def write_record(
     num_completions=5,
     path=os.path.join(rows_dir, f"{row.name}_completions.png"),
   )
-  pieces = paper_rows.read_pieces(workdir)
-  spent = paper_rows.totals(pieces)
+  pieces = piece_log.read_pieces(workdir)
+  spent = piece_log.totals(pieces)
   ours = test["nll_nats"] if row.unit == "nats" else test["bits_per_dim"]
   record = {
     "row": row.name,
@@ -222,7 +216,7 @@ def keep_latest_checkpoint(workdir: str) -> int | None:
   folder = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(folder):
     return None
-  with workdir_lock.WorkdirLock(workdir):
+  with lock_lib.WorkdirLock(workdir):
     steps = sorted(
       int(name)
       for name in os.listdir(folder)
@@ -281,11 +275,11 @@ def write_table(results_dir: str, workroot: str) -> str:
       config = load_config(row)
       step = latest_step(workdirs[row.name], config)
       if step:
-        in_progress[row.name] = paper_rows.in_progress_status(
+        in_progress[row.name] = tables.in_progress_status(
           row, workdirs[row.name], step, config.training.num_steps, config.training.batch_size
         )
-  figures_written = paper_rows.write_curves(rows, results_dir, workdirs)
-  return paper_rows.write_table(rows, results_dir, in_progress, figures_written)
+  figures_written = tables.write_curves(rows, results_dir, workdirs)
+  return tables.write_table(rows, results_dir, in_progress, figures_written)
 
 
 FLAGS = flags.FLAGS
@@ -381,11 +375,11 @@ def main(argv):
     finally:
       step = keep_latest_checkpoint(workdir)
     print(f"Wrote {write_table(FLAGS.results_dir, FLAGS.workroot)}")
-    flat = paper_rows.plateau(curves.eval_curve(workdir))
+    flat = piece_log.plateau(curves.eval_curve(workdir))
     if flat is not None and not finished:
       print(
         f"Warning: {row.name} gained {flat:.2f} nats over its last "
-        f"{paper_rows.PLATEAU_WINDOW_STEPS:,} steps: argue it from its curve and change its "
+        f"{piece_log.PLATEAU_WINDOW_STEPS:,} steps: argue it from its curve and change its "
         "config rather than train it on.",
         flush=True,
       )

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelrnn import datasets, masks
+from pixelrnn.data import datasets
+from pixelrnn.layers import masks
 
 
 class MaskedConv(torch.nn.Conv2d):

@@ -34,16 +34,19 @@ class ConfigFileError(errors.UserError, ValueError):
   """A config file is missing or raised while loading."""
 
 
-def load_config(path: str, *args: str) -> ml_collections.ConfigDict:
-  """`get_config(*args)` of the config file at `path`."""
+def load_config(spec: str, *args: str) -> ml_collections.ConfigDict:
+  """`get_config(*args)` of the config file `spec`: a path, or "path:arg" as
+  ml_collections' config flags take it (`get_config("arg")`, e.g. a rows file's recipe)."""
+  path, _, arg = spec.partition(".py:")
+  path, args = (path + ".py", (arg, *args)) if arg else (spec, args)
   if not os.path.isfile(path):
     raise ConfigFileError(
-      f"--config={path!r}: no such file; expected a config file such as configs/quickstart.py."
+      f"--config={spec!r}: no such file; expected a config file such as configs/quickstart.py."
     )
   try:
     return runpy.run_path(path)["get_config"](*args)
   except Exception as e:  # Whatever the file raises, the user needs its type and message.
-    raise ConfigFileError(f"--config={path!r} could not be loaded: {type(e).__name__}: {e}") from e
+    raise ConfigFileError(f"--config={spec!r} could not be loaded: {type(e).__name__}: {e}") from e
 
 
 def fail(message: str, status: int = 2) -> NoReturn:

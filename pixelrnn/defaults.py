@@ -12,7 +12,10 @@ import difflib
 import ml_collections
 from ml_collections import config_dict
 
-from pixelrnn import datasets, errors, models, precision
+from pixelrnn import errors
+from pixelrnn.data import datasets
+from pixelrnn.models import registry
+from pixelrnn.training import precision
 
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
@@ -36,13 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.hidden_dim = 16  # h: layers carry 2h features.
   config.model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
   config.model.output_dim = 32  # Width of the hidden 1x1 output layer.
-  # Connections of the recurrent models (PixelCNN blocks are always residual):
-  config.model.residual = True  # Add each layer's 1x1 (h -> 2h) output to its input.
-  config.model.skip = False  # Feed the sum of every layer's output to the head.
-  # Recurrent models: run each layer's LSTM recurrence as one Pallas kernel per pass
-  # (pixelrnn/lstm_kernel.py; Triton on a GPU, interpret mode elsewhere, which is slow).
-  # Same parameters and, up to float rounding, the same values as the default path.
-  config.model.pallas_lstm = False
+  # The keys model families declare (`config_defaults` of their classes, e.g. the
+  # recurrent models' residual, skip and pallas_lstm).
+  config.model.update(registry.family_key_defaults())
   # > 0: a class-conditional model of a labelled dataset (`datasets.NUM_CLASSES`): every
   # layer adds a projection of the image's one-hot label (pixelrnn/conditioning.py).
   config.model.num_classes = 0
@@ -57,9 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.multiscale.small.hidden_dim = 16
   config.model.multiscale.small.num_layers = 4
   config.model.multiscale.small.output_dim = 32
-  config.model.multiscale.small.residual = True
-  config.model.multiscale.small.skip = False
-  config.model.multiscale.small.pallas_lstm = False
+  config.model.multiscale.small.update(registry.family_key_defaults())
 
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 16
@@ -133,6 +130,20 @@ def validation_curve(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.data.eval_split = "validation"
   config.training.eval_every_steps = 5_000
   return config
+
+
+RECIPES = ("paper", "large_batch")
+
+
+def recipe(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """`config` (a binarized-MNIST row) on recipe `name`: "paper" leaves it as it is,
+  "large_batch" is `large_batch_recipe`. The rows' config files take it as their
+  argument (`--config=configs/binarized_mnist_pixelcnn.py:large_batch`)."""
+  if name == "paper":
+    return config
+  if name == "large_batch":
+    return large_batch_recipe(config)
+  raise ConfigError(f"Unknown recipe {name!r}; valid recipes: {list(RECIPES)}.")
 
 
 def large_batch_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -217,11 +228,25 @@ def _check_num_classes(config) -> None:
     )
 
 
+def _check_family_keys(group: str, section) -> None:
+  """Family-owned keys: each of its default's type, and left at its default by a model
+  that does not read it."""
+  for key, default in registry.family_key_defaults().items():
+    value = section[key]
+    if isinstance(default, bool) and not isinstance(value, bool):
+      raise ConfigError(f"{group}.{key} must be True or False, got {value!r}.")
+    if value != default and section.name not in registry.names_with_key(key):
+      raise ConfigError(
+        f"{group}.{key} applies to the models that read it, "
+        f"{registry.names_with_key(key)}, not {section.name!r}."
+      )
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the bad key or value and what was expected."""
   _check_keys(config, base_config(), "")
   _check_choice("data.name", config.data.name, datasets.NAMES)
-  _check_choice("model.name", config.model.name, tuple(models.MODEL_CLASSES))
+  _check_choice("model.name", config.model.name, tuple(registry.MODEL_CLASSES))
   _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
   _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
   _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
@@ -229,7 +254,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
   )
   ms = config.model.multiscale
-  _check_choice("model.multiscale.small.name", ms.small.name, tuple(models.MODEL_CLASSES))
+  _check_choice("model.multiscale.small.name", ms.small.name, tuple(registry.MODEL_CLASSES))
   if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
     raise ConfigError(
       f"model.multiscale.factor must be an integer >= 1 (1: single-scale), got {ms.factor!r}."
@@ -265,14 +290,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in keys:
       _check_positive(f"{group}.{key}", section[key])
   for group, section in (("model", config.model), ("model.multiscale.small", ms.small)):
-    for key in ("residual", "skip", "pallas_lstm"):
-      if not isinstance(section[key], bool):
-        raise ConfigError(f"{group}.{key} must be True or False, got {section[key]!r}.")
-    if section.pallas_lstm and section.name not in models.names_with_key("pallas_lstm"):
-      raise ConfigError(
-        f"{group}.pallas_lstm applies to the recurrent models "
-        f"{models.names_with_key('pallas_lstm')}, not {section.name!r}."
-      )
+    _check_family_keys(group, section)
   _check_num_classes(config)
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)
   _check_integer("training.steps_per_dispatch", config.training.steps_per_dispatch, 1)

@@ -13,9 +13,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
-from pixelrnn import masks
+from pixelrnn.layers import masks
 
 
 def log_probs(logits: jax.Array, images: jax.Array) -> jax.Array:
@@ -57,41 +56,3 @@ def input_layer_at(conv: masks.MaskedConv, images: jax.Array, i, j, num_levels: 
   """A model's first layer `conv` at pixel (i, j) of integer images (B, H, W, C) -> (B, F),
   as the model's forward pass applies it to `to_model_input(images)`."""
   return conv.at_image(images, i, j, lambda v: to_model_input(v, num_levels, conv.dtype))
-
-
-class OutputHead(nnx.Module):
-  """ReLU -> 1x1 mask-B conv -> ReLU -> 1x1 mask-B conv -> (B, H, W, C, K) logits.
-
-  Input (B, H, W, in_features) whose channel group g at pixel p has seen input
-  channels < g of p. Logit group c (the K logits of channel c) reads hidden groups
-  <= c, so the logits of channel c see the input channels < c of the current pixel
-  and nothing at or after it.
-  """
-
-  def __init__(
-    self,
-    in_features: int,
-    hidden_features: int,
-    *,
-    num_channels: int,
-    num_levels: int,
-    rngs: nnx.Rngs,
-  ):
-    self.num_channels = num_channels
-    self.num_levels = num_levels
-    self.hidden = masks.MaskedConv(
-      in_features, hidden_features, (1, 1), num_channels=num_channels, mask_type="B", rngs=rngs
-    )
-    self.logits = masks.MaskedConv(
-      hidden_features,
-      num_channels * num_levels,
-      (1, 1),
-      num_channels=num_channels,
-      mask_type="B",
-      rngs=rngs,
-    )
-
-  def __call__(self, h: jax.Array) -> jax.Array:
-    h = self.hidden(jax.nn.relu(h))
-    out = self.logits(jax.nn.relu(h))
-    return out.reshape(*out.shape[:-1], self.num_channels, self.num_levels)

@@ -21,7 +21,11 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from pixelrnn import checkpoints, datasets, defaults, errors, models, train
+from pixelrnn import defaults, errors
+from pixelrnn.data import datasets
+from pixelrnn.models import registry
+from pixelrnn.training import train
+from pixelrnn.workdir import checkpoints
 
 PRETRAINED_DIR = os.path.join(
   os.path.dirname(os.path.abspath(__file__)), "data_files", "pretrained"
@@ -42,7 +46,7 @@ class Loaded:
 
   name: str
   config: ml_collections.ConfigDict
-  model: models.FunctionalModel
+  model: registry.FunctionalModel
   params: nnx.State
   step: int
   image_shape: tuple[int, int, int]
@@ -126,7 +130,7 @@ def load(name: str, root: str = PRETRAINED_DIR) -> Loaded:
   with open(os.path.join(folder, "record.json")) as f:
     record = json.load(f)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  model, initial = models.build(
+  model, initial = registry.build(
     config.model, image_shape=image_shape, num_levels=num_levels, seed=config.seed
   )
   with np.load(os.path.join(folder, "params.npz")) as stored:

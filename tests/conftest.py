@@ -34,7 +34,7 @@ def shared_data() -> pathlib.Path:
 def mnist_tfds_dir(tmp_path_factory) -> pathlib.Path:
   """A TFDS data_dir holding MNIST, built offline from ../shared/data/mnist once per
   session (a build takes about a minute); skips the test when ../shared is absent."""
-  from pixelrnn import data as data_lib
+  from pixelrnn.data import loading as data_lib
 
   data_dir = tmp_path_factory.mktemp("tfds")
   data_lib.load_tfds(

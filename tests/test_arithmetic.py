@@ -1,14 +1,14 @@
 """experiments/arithmetic.py: its counts are what the speed analysis rests on."""
 
 import importlib.util
-import runpy
 
 import jax
 import jax.numpy as jnp
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import convolution
+from pixelrnn import cli
+from pixelrnn.layers import convolution
 
 _spec = importlib.util.spec_from_file_location(
   "arithmetic", REPO_ROOT / "experiments" / "arithmetic.py"
@@ -69,7 +69,7 @@ def _per_pixel_shared(h, output_dim, levels, input_taps):
 def test_the_mnist_models_count_as_their_layers_add_up(
   name, per_layer, form, input_taps, block_taps
 ):
-  config = runpy.run_path(str(REPO_ROOT / "configs" / f"binarized_mnist_{name}.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / f"binarized_mnist_{name}.py"))
   h, layers = config.model.hidden_dim, config.model.num_layers
   expected = (
     28

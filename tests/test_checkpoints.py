@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from pixelrnn import checkpoints, defaults
+from pixelrnn import defaults
+from pixelrnn.workdir import checkpoints
 
 
 def small_config():

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn import conditioning, likelihood, precision, sampling
-from pixelrnn.conditioning import ConditioningNetwork
-from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
-from pixelrnn.gated_pixelcnn import GatedPixelCNN
-from pixelrnn.pixelcnn import PixelCNN
-from pixelrnn.row_lstm import RowLSTM
+from pixelrnn import likelihood
+from pixelrnn.layers import conditioning
+from pixelrnn.layers.conditioning import ConditioningNetwork
+from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.models.gated_pixelcnn import GatedPixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
+from pixelrnn.models.row_lstm import RowLSTM
+from pixelrnn.sampling import samplers
+from pixelrnn.training import precision
 
 FAMILIES = [PixelCNN, RowLSTM, DiagonalBiLSTM, GatedPixelCNN]
 COND_DIM = 5
@@ -85,11 +88,11 @@ def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
   fixed[::2, ::2] = True  # Scattered, not a prefix.
   kwargs = dict(num_samples=4, image_shape=shape, images=given, fixed=fixed)
   key = jax.random.key(11)
-  reference = jax.jit(lambda k: sampling.sample_reference(lambda v: model(v, cond), k, **kwargs))(
+  reference = jax.jit(lambda k: samplers.sample_reference(lambda v: model(v, cond), k, **kwargs))(
     key
   )
   cached, logits = jax.jit(
-    lambda k: sampling.sample_cached(model, k, return_logits=True, conditioning=cond, **kwargs)
+    lambda k: samplers.sample_cached(model, k, return_logits=True, conditioning=cond, **kwargs)
   )(key)
   np.testing.assert_array_equal(cached, reference)
   np.testing.assert_array_equal(np.asarray(cached)[:, fixed], np.asarray(given)[:, fixed])
@@ -98,7 +101,7 @@ def test_conditional_cached_sampler_with_fixed_pixels_reproduces_the_reference(
   expected = full.reshape(4, -1, num_levels).transpose(1, 0, 2)
   np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
   # The conditioning matters: another map gives other samples from the same key.
-  other = jax.jit(lambda k: sampling.sample_cached(model, k, conditioning=-cond, **kwargs))(key)
+  other = jax.jit(lambda k: samplers.sample_cached(model, k, conditioning=-cond, **kwargs))(key)
   assert not np.array_equal(other, cached)
 
 

@@ -1,14 +1,15 @@
 """Every experiment config is valid and builds its model."""
 
 import pathlib
-import runpy
 
 import jax
 import pytest
 from conftest import REPO_ROOT
 from flax import nnx
 
-from pixelrnn import datasets, defaults, models
+from pixelrnn import cli, defaults
+from pixelrnn.data import datasets
+from pixelrnn.models import registry
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.py"))
 
@@ -38,7 +39,7 @@ def test_there_are_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
-  config = runpy.run_path(str(path))["get_config"]()
+  config = cli.load_config(str(path))
   defaults.validate(config)
   shape, levels = datasets.IMAGE_SPECS[config.data.name]
   # Shapes only; the parameters come out as a State (flax's nnx.eval_shape would return
@@ -46,7 +47,8 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   # then compares two configs' identical modules by those arrays).
   params = jax.eval_shape(
     lambda: nnx.state(
-      models.create(config.model, image_shape=shape, num_levels=levels, rngs=nnx.Rngs(0)), nnx.Param
+      registry.create(config.model, image_shape=shape, num_levels=levels, rngs=nnx.Rngs(0)),
+      nnx.Param,
     )
   )
   assert sum(p.size for p in jax.tree.leaves(params)) > 0
@@ -64,7 +66,7 @@ def test_config_is_valid_and_builds_its_model(path: pathlib.Path):
   ],
 )
 def test_paper_settings(name, model, layers, hidden):
-  config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / f"{name}.py"))
   assert (config.model.name, config.model.num_layers, config.model.hidden_dim) == (
     model,
     layers,
@@ -82,7 +84,7 @@ def test_paper_settings(name, model, layers, hidden):
   ],
 )
 def test_multiscale_configs_subsample_by_two(name, small, large, size):
-  config = runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / f"{name}.py"))
   shape, _ = datasets.IMAGE_SPECS[config.data.name]
   ms = config.model.multiscale
   assert (ms.small.name, config.model.name, shape[0] // ms.factor) == (small, large, size)
@@ -92,8 +94,8 @@ def test_multiscale_configs_subsample_by_two(name, small, large, size):
   "row", ["pixelcnn", "row_lstm", "diagonal_bilstm", "diagonal_bilstm_1layer"]
 )
 def test_each_mnist_row_has_a_large_batch_recipe_of_the_same_network(row):
-  load = lambda name: runpy.run_path(str(REPO_ROOT / "configs" / f"{name}.py"))["get_config"]()
-  paper, fast = load(f"binarized_mnist_{row}"), load(f"binarized_mnist_{row}_large_batch")
+  path = str(REPO_ROOT / "configs" / f"binarized_mnist_{row}.py")
+  paper, fast = cli.load_config(path), cli.load_config(f"{path}:large_batch")
   assert (
     fast.model.to_dict() == paper.model.to_dict() and fast.data.to_dict() == paper.data.to_dict()
   )
@@ -103,3 +105,12 @@ def test_each_mnist_row_has_a_large_batch_recipe_of_the_same_network(row):
   # Whole dispatches between evaluations and checkpoints.
   assert training.eval_every_steps % training.steps_per_dispatch == 0
   assert training.checkpoint_every_steps % training.steps_per_dispatch == 0
+
+
+def test_a_rows_recipe_is_an_argument_of_its_config_file_and_an_unknown_one_is_named():
+  path = str(REPO_ROOT / "configs" / "binarized_mnist_pixelcnn.py")
+  assert cli.load_config(f"{path}:paper") == cli.load_config(path)
+  with pytest.raises(
+    cli.ConfigFileError, match=r"Unknown recipe 'huge'; valid recipes: \['paper', 'large_batch'\]"
+  ):
+    cli.load_config(f"{path}:huge")

@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pixelrnn import convolution, defaults, masks, models
-from pixelrnn.convolution import same_conv
+from pixelrnn import defaults
+from pixelrnn.layers import convolution, masks
+from pixelrnn.layers.convolution import same_conv
+from pixelrnn.models import registry
 
 
 def reference(x, kernel, padding="SAME"):
@@ -160,7 +162,7 @@ def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, 
   if name.startswith("multiscale"):
     config.model.multiscale.factor = 2
     config.model.multiscale.small.num_layers = 1
-  model, params = models.build(config.model, image_shape=image_shape, num_levels=4, seed=1)
+  model, params = registry.build(config.model, image_shape=image_shape, num_levels=4, seed=1)
   rng = np.random.default_rng(2)
   images = jnp.asarray(rng.integers(0, 4, (3,) + image_shape), jnp.int32)
   labels = jnp.asarray(rng.integers(0, 3, 3), jnp.int32) if num_classes else None

@@ -5,8 +5,8 @@ import types
 import numpy as np
 import pytest
 
-from pixelrnn import data as data_lib
-from pixelrnn import tfds_build
+from pixelrnn.data import batching, tfds_build
+from pixelrnn.data import loading as data_lib
 
 
 @pytest.mark.parametrize(
@@ -141,23 +141,23 @@ def test_missing_manual_dir_is_refused(tmp_path):
 
 def test_train_batches_visit_each_example_once_per_epoch_and_resume_exactly():
   images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
-  batches = data_lib.train_batches(images, batch_size=3, seed=7)
+  batches = batching.train_batches(images, batch_size=3, seed=7)
   steps = [next(batches).ravel() for _ in range(9)]  # 3 steps per epoch, 1 example dropped.
   for epoch in range(3):
     seen = np.concatenate(steps[3 * epoch : 3 * epoch + 3])
     assert len(set(seen.tolist())) == 9
   assert not np.array_equal(np.concatenate(steps[:3]), np.concatenate(steps[3:6])), "reshuffled"
-  resumed = data_lib.train_batches(images, batch_size=3, seed=7, start_step=4)
+  resumed = batching.train_batches(images, batch_size=3, seed=7, start_step=4)
   for s in range(4, 9):
     np.testing.assert_array_equal(next(resumed).ravel(), steps[s])
-  other_seed = data_lib.train_batches(images, batch_size=3, seed=8)
+  other_seed = batching.train_batches(images, batch_size=3, seed=8)
   assert not np.array_equal(next(other_seed).ravel(), steps[0])
 
 
 def test_eval_batches_cover_every_example_once_including_a_partial_batch():
   images = np.arange(23, dtype=np.uint8).reshape(23, 1, 1, 1)
   seen = []
-  for batch, valid in data_lib.eval_batches(images, batch_size=5):
+  for batch, valid in batching.eval_batches(images, batch_size=5):
     assert batch.shape == (5, 1, 1, 1)
     seen.extend(batch[valid].ravel().tolist())
   assert seen == list(range(23))

@@ -103,7 +103,7 @@ def test_the_schema_does_not_import_the_data_pipeline():
   )
   assert done.returncode == 0, done.stderr
   modules = done.stdout.split()
-  assert "pixelrnn.data" not in modules and "pixelrnn.datasets" in modules, modules
+  assert "pixelrnn.data.loading" not in modules and "pixelrnn.data.datasets" in modules, modules
 
 
 @pytest.mark.parametrize("group", ["model", "model.multiscale.small"])
@@ -113,8 +113,8 @@ def test_the_pallas_lstm_kernel_is_refused_for_a_model_without_an_lstm(group):
   section.name, section.pallas_lstm = "pixelcnn", True
   with pytest.raises(
     defaults.ConfigError,
-    match=rf"{group}.pallas_lstm applies to the recurrent "
-    r"models \['row_lstm', 'diagonal_bilstm'\], not 'pixelcnn'",
+    match=rf"{group}.pallas_lstm applies to the models that read it, "
+    r"\['row_lstm', 'diagonal_bilstm'\], not 'pixelcnn'",
   ):
     defaults.validate(config)
   section.name = "row_lstm"

@@ -5,18 +5,16 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn.diagonal_bilstm import (
+from pixelrnn.layers.lstm import lstm_scan
+from pixelrnn.layers.shifts import shift_down, skew, skewed_validity, unskew
+from pixelrnn.models.diagonal_bilstm import (
   DiagonalBiLSTM,
   DiagonalBiLSTMLayer,
   column_state_to_state,
   phased_lstm_scan,
   scan_phases,
-  shift_down,
-  skew,
-  skewed_validity,
-  unskew,
 )
-from pixelrnn.recurrent_stack import RecurrentStack, lstm_scan
+from pixelrnn.models.recurrent_stack import RecurrentStack
 
 
 def test_skew_shifts_each_row_right_by_its_index():

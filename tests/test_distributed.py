@@ -7,7 +7,6 @@ run time, and kills every process it started, whatever happens.
 import json
 import os
 import pathlib
-import runpy
 import signal
 import socket
 import subprocess
@@ -19,7 +18,9 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import checkpoints, train
+from pixelrnn import cli
+from pixelrnn.training import train
+from pixelrnn.workdir import checkpoints
 
 FLAGS = [
   "--config=configs/quickstart.py",
@@ -40,7 +41,7 @@ TIMEOUT_S = 300
 
 
 def config_of(flags):
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   for flag in flags:
     if flag.startswith("--config."):
       key, value = flag.removeprefix("--config.").split("=")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pixelrnn import figures
+from pixelrnn.sampling import figures
 
 
 def test_spread_indices_are_distinct_even_and_include_both_ends():

@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import math
-import runpy
 import subprocess
 import sys
 
@@ -12,8 +11,12 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import checkpoints, defaults, finite_guard, train
-from pixelrnn import data as data_lib
+from pixelrnn import cli, defaults
+from pixelrnn.data import batching
+from pixelrnn.data import loading as data_lib
+from pixelrnn.training import finite_guard, train
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import checkpoints
 
 
 def tiny_config(num_steps=8, skip=0):
@@ -31,12 +34,12 @@ def tiny_config(num_steps=8, skip=0):
 def poison_steps(monkeypatch, first_bad: int, last_bad: int):
   """The training images of steps first_bad..last_bad (0-based) become a level (255) a
   binary model cannot score: their log-probability, hence the loss, is NaN."""
-  real_load = train.load_data
+  real_load = trainer_lib.load_data
 
   def load(config):
     train_set, test_set = real_load(config)
     images = train_set.images.copy()
-    steps = data_lib.train_batch_indices(images.shape[0], config.training.batch_size, config.seed)
+    steps = batching.train_batch_indices(images.shape[0], config.training.batch_size, config.seed)
     for step, indices in zip(range(last_bad + 1), steps):
       if step >= first_bad:
         images[indices] = 255
@@ -77,10 +80,10 @@ def test_skipping_rides_through_one_bad_batch_leaving_the_parameters_unchanged(
   assert rows[5]["finite"] == 0.0 and rows[5]["loss"] is None
   assert all(rows[s]["finite"] == 1.0 for s in (1, 2, 3, 4, 6, 7, 8))
   # Step 5 only advanced the step counter, so step 6 trained from the state of step 4.
-  trainer = train.Trainer(tiny_config(skip=1), (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(tiny_config(skip=1), (28, 28, 1), 2, trainer_lib.make_mesh())
   manager = checkpoints.manager(str(tmp_path), tiny_config())
   four = checkpoints.restore(manager, trainer.abstract_state(), 4)
-  batch6 = next(data_lib.train_batches(data_lib.load_binarized_mnist("train").images, 8, 0, 5))
+  batch6 = next(batching.train_batches(data_lib.load_binarized_mnist("train").images, 8, 0, 5))
   expected, _ = trainer.train_step(
     trainer.model, four.replace(step=four.step + 1), trainer.shard_batch(batch6)
   )
@@ -122,11 +125,11 @@ def test_a_diverging_launch_exits_nonzero_naming_the_step_and_keeps_a_finite_che
   assert len(error) == 1 and "Traceback" not in done.stderr
   step = int(error[0].split("Step ")[1].split(":")[0])
   assert f"the last good checkpoint is step {step - 1}" in error[0]
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   config.model.num_layers, config.optimizer.grad_clip_norm = 1, 0.0
   manager = checkpoints.manager(str(workdir), config)
   assert manager.latest_step() == step - 1
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh())
   state = checkpoints.restore(manager, trainer.abstract_state())
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state)))
   strict_rows(workdir)  # Parses as strict JSON.

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn import gated_pixelcnn
-from pixelrnn.gated_pixelcnn import GatedPixelCNN
-from pixelrnn.pixelcnn import PixelCNN
+from pixelrnn.models import gated_pixelcnn
+from pixelrnn.models.gated_pixelcnn import GatedPixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
 
 
 def gated(num_channels, num_levels=4, num_layers=4, hidden_dim=24, seed=0, **kwargs):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelrnn import images
+from pixelrnn.sampling import images
 
 
 def test_levels_map_to_the_full_byte_range():

@@ -3,7 +3,6 @@
 import json
 import pathlib
 import re
-import runpy
 import signal
 import subprocess
 import sys
@@ -15,7 +14,11 @@ import pytest
 from conftest import REPO_ROOT
 from PIL import Image
 
-from pixelrnn import checkpoints, data, stopping, train
+from pixelrnn import cli
+from pixelrnn.data import loading
+from pixelrnn.training import stopping
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import checkpoints
 
 FEW_STEPS = [
   "--config.training.num_steps=4",
@@ -92,7 +95,7 @@ def test_launch_trains_then_evaluates_the_same_checkpoint(tmp_path):
   # 3 rows of [occluded, 2 completions, original], from images spread over the split.
   assert figure.shape == (3 * (56 + 2) + 2, 4 * (56 + 2) + 2)
   assert result["observed_rows"] == 10 and result["test_indices"] == [0, 5000, 9999]
-  validation = data.load_binarized_mnist("validation").images
+  validation = loading.load_binarized_mnist("validation").images
   for row, index in enumerate(result["test_indices"]):
     top = 2 + 58 * row
     occluded, original = (
@@ -278,7 +281,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tm
   )
   assert returncode == 143, stderr[-3000:]
   assert "Traceback" not in stderr
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   step = checkpoints.manager(str(workdir), config).latest_step()
   assert step is not None and step >= 5
   assert f"Stopped (SIGTERM): saved a checkpoint at step {step}; rerun to resume." in stderr
@@ -295,7 +298,7 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_the_rerun_continues_exactly(tm
 
 
 def restored_state(config, workdir):
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh())
   return jax.device_get(
     checkpoints.restore(checkpoints.manager(str(workdir), config), trainer.abstract_state())
   )
@@ -421,7 +424,7 @@ def test_a_failing_save_ends_the_run_with_its_cause_and_the_previous_checkpoint_
     "[Errno 28] No space left on device); the last complete checkpoint, step 3, is intact."
     in result.stderr
   )
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   config.model.num_layers = 1
   assert restored_state(config, workdir).step == 3
   assert not (workdir / "lock").exists()
@@ -441,7 +444,7 @@ def test_ctrl_c_exits_130_with_its_message_and_no_traceback(tmp_path):
   saved = re.search(
     r"Interrupted \(Ctrl-C\): saved a checkpoint at step (\d+); rerun to resume.", stderr
   )
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   config.model.num_layers = 1
   assert saved and int(restored_state(config, tmp_path / "interrupted").step) == int(saved[1])
 

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from pixelrnn import likelihood
-from pixelrnn.pixelcnn import PixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
 
 
 @pytest.mark.parametrize("num_levels", [2, 256])

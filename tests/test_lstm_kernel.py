@@ -8,14 +8,14 @@ import pytest
 from flax import nnx
 from jax import export
 
-from pixelrnn import lstm_kernel, recurrent_stack
-from pixelrnn.diagonal_bilstm import (
+from pixelrnn.layers import lstm, lstm_kernel
+from pixelrnn.layers.shifts import skewed_validity
+from pixelrnn.models.diagonal_bilstm import (
   DiagonalBiLSTM,
   DiagonalBiLSTMLayer,
   column_state_to_state,
-  skewed_validity,
 )
-from pixelrnn.row_lstm import RowLSTM, RowLSTMLayer, row_state_to_state
+from pixelrnn.models.row_lstm import RowLSTM, RowLSTMLayer, row_state_to_state
 
 
 def sin_sum(fn):
@@ -40,7 +40,7 @@ def test_the_kernel_equals_the_row_lstm_scan_values_and_gradients(rows, width, h
   gates = jax.random.normal(keys[0], (rows, 3, width, 4 * hidden))
   kernel = 0.5 * jax.random.normal(keys[1], (3 * hidden, 4 * hidden))
   assert_values_and_gradients_close(
-    lambda g, k: recurrent_stack.lstm_scan(g, k, row_state_to_state),
+    lambda g, k: lstm.lstm_scan(g, k, row_state_to_state),
     lambda g, k: lstm_kernel.lstm_taps_scan(g, k[None], RowLSTMLayer.taps, interpret=True),
     (gates, kernel),
   )
@@ -62,9 +62,7 @@ def test_the_kernel_equals_the_diagonal_scan_with_validity_values_and_gradients(
     return hidden_states.reshape(length, 2, batch, height, hidden)
 
   assert_values_and_gradients_close(
-    lambda g, k: recurrent_stack.lstm_scan(
-      g, k, column_state_to_state, valid[:, None, None, :, None]
-    ),
+    lambda g, k: lstm.lstm_scan(g, k, column_state_to_state, valid[:, None, None, :, None]),
     with_kernel,
     (gates, kernel),
   )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn import masks
+from pixelrnn.layers import masks
 
 
 def test_channel_groups_are_contiguous_and_balanced():

@@ -4,7 +4,7 @@ import math
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pixelrnn import metric_writers
+from pixelrnn.workdir import metric_writers
 
 
 def test_rows_and_tensorboard_scalars_round_trip(tmp_path):

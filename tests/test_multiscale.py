@@ -13,8 +13,12 @@ from conftest import short_adam_run
 from flax import nnx
 from scipy import stats
 
-from pixelrnn import data as data_lib
-from pixelrnn import defaults, likelihood, models, multiscale, sampling, train
+from pixelrnn import defaults, likelihood
+from pixelrnn.data import loading as data_lib
+from pixelrnn.models import multiscale, registry
+from pixelrnn.sampling import completion, samplers
+from pixelrnn.training import train
+from pixelrnn.training import trainer as trainer_lib
 
 FAMILIES = ["pixelcnn", "row_lstm", "diagonal_bilstm"]
 
@@ -31,7 +35,7 @@ def tiny_model_config(large="pixelcnn", small="pixelcnn", factor=2, conditioning
 
 
 def tiny_multiscale(shape, num_levels, large="pixelcnn", small="pixelcnn", factor=2, seed=0):
-  model = models.create(
+  model = registry.create(
     tiny_model_config(large, small, factor),
     image_shape=shape,
     num_levels=num_levels,
@@ -148,7 +152,7 @@ def test_samples_copy_the_small_sample_and_cached_equals_reference(large):
   np.testing.assert_array_equal(small, small_ref)
   np.testing.assert_array_equal(big, big_ref)
   # The first stage is the small model sampled alone with the first split key.
-  alone = sampling.sample(
+  alone = samplers.sample(
     model.small, jax.random.split(key)[0], num_samples=5, image_shape=(2, 3, 3)
   )
   np.testing.assert_array_equal(small, alone)
@@ -157,9 +161,11 @@ def test_samples_copy_the_small_sample_and_cached_equals_reference(large):
 def test_the_single_stage_samplers_refuse_a_multiscale_model_and_say_what_to_use():
   model = tiny_multiscale((2, 2, 1), 2)
   with pytest.raises(ValueError, match="use multiscale.sample or multiscale.complete"):
-    sampling.sample(model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1))
+    samplers.sample(model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1))
   with pytest.raises(ValueError, match="use multiscale.sample or multiscale.complete"):
-    sampling.complete(model, jax.random.key(0), jnp.zeros((1, 2, 2, 1), jnp.int32), observed_rows=1)
+    completion.complete(
+      model, jax.random.key(0), jnp.zeros((1, 2, 2, 1), jnp.int32), observed_rows=1
+    )
 
 
 def test_multiscale_samples_follow_the_exact_distribution():
@@ -213,7 +219,9 @@ def test_separate_training_keeps_the_small_networks_update_independent(
   objective, small_update_depends_on_large
 ):
   config = multiscale_config(objective)
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
+  trainer = trainer_lib.Trainer(
+    config, (28, 28, 1), 2, trainer_lib.make_mesh(jax.local_devices()[:1])
+  )
   images = trainer.shard_batch(np.random.default_rng(0).integers(0, 2, (8, 28, 28, 1), np.uint8))
   # The same step with the conditional network's weights changed: its gradients change.
   # (Two initial states, since the step donates its input's buffers.)
@@ -264,7 +272,9 @@ def test_real_binarized_mnist_learning_lowers_both_parts(tmp_path):
   short_adam_run(config, num_steps=300)
 
   valid = data_lib.load_binarized_mnist("validation")
-  trainer = train.Trainer(config, valid.image_shape, valid.num_levels, train.make_mesh())
+  trainer = trainer_lib.Trainer(
+    config, valid.image_shape, valid.num_levels, trainer_lib.make_mesh()
+  )
   before = trainer.evaluate(trainer.initial_state().ema_params, valid.images)
   after = train.train_and_evaluate(config, str(tmp_path), progress=False)
   for part in ("nll_nats", "small_nll_nats", "large_nll_nats"):

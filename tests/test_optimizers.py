@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from pixelrnn import defaults, optimizers, train
+from pixelrnn import defaults
+from pixelrnn.training import optimizers
+from pixelrnn.training import trainer as trainer_lib
 
 
 @pytest.mark.parametrize("name", defaults.OPTIMIZERS)
@@ -17,7 +19,7 @@ def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
     schedule,
     2,
   )
-  trainer = train.Trainer(config, (6, 6, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, (6, 6, 1), 2, trainer_lib.make_mesh())
   state = trainer.initial_state()
   images = np.random.default_rng(0).integers(0, 2, (8, 6, 6, 1), dtype=np.uint8)
   for _ in range(3):

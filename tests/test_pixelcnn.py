@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn.pixelcnn import PixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
 
 
 def expected_pixelcnn_receptive_field(h, w, c, num_blocks):

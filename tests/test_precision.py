@@ -10,11 +10,15 @@ import pytest
 from conftest import short_adam_run
 from flax import nnx
 
-from pixelrnn import data as data_lib
-from pixelrnn import defaults, multiscale, precision, sampling, train
-from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
-from pixelrnn.pixelcnn import PixelCNN
-from pixelrnn.row_lstm import RowLSTM
+from pixelrnn import defaults
+from pixelrnn.data import loading as data_lib
+from pixelrnn.models import multiscale
+from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.models.pixelcnn import PixelCNN
+from pixelrnn.models.row_lstm import RowLSTM
+from pixelrnn.sampling import completion, samplers
+from pixelrnn.training import precision, train
+from pixelrnn.training import trainer as trainer_lib
 
 MATMUL_OP = re.compile(r"stablehlo\.(dot_general|convolution)\b.*")
 
@@ -48,7 +52,9 @@ def tiny_config(precision_name, name="pixelcnn"):
 @pytest.mark.parametrize("name", ["pixelcnn", "row_lstm", "diagonal_bilstm", "gated_pixelcnn"])
 @pytest.mark.parametrize("precision_name", precision.PRECISIONS)
 def test_evaluation_lowers_to_full_float32_whatever_the_training_precision(precision_name, name):
-  trainer = train.Trainer(tiny_config(precision_name, name), (6, 6, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(
+    tiny_config(precision_name, name), (6, 6, 1), 2, trainer_lib.make_mesh()
+  )
   params = trainer.initial_state().ema_params
   batch = trainer.shard_batch(np.zeros((8, 6, 6, 1), np.uint8))
   valid = trainer.shard_batch(np.ones(8, bool))
@@ -64,7 +70,9 @@ def test_training_lowers_at_the_configured_precision(model_name):
   images = np.zeros((8, 6, 6, 1), np.uint8)
   ops = {}
   for name in precision.PRECISIONS:
-    trainer = train.Trainer(tiny_config(name, model_name), (6, 6, 1), 2, train.make_mesh())
+    trainer = trainer_lib.Trainer(
+      tiny_config(name, model_name), (6, 6, 1), 2, trainer_lib.make_mesh()
+    )
     ops[name] = matmul_ops(
       trainer.train_steps.lower(
         trainer.model,
@@ -95,16 +103,16 @@ def test_samplers_lower_to_full_float32(cls):
   images = jnp.zeros((2,) + shape, jnp.int32)
   with jax.default_matmul_precision("tensorfloat32"):  # A GPU's default.
     assert_full_precision(
-      jax.jit(lambda k: sampling.sample(model, k, num_samples=2, image_shape=shape)).lower(key)
+      jax.jit(lambda k: samplers.sample(model, k, num_samples=2, image_shape=shape)).lower(key)
     )
     assert_full_precision(
       jax.jit(
-        lambda k: sampling.sample_reference(model, k, num_samples=2, image_shape=shape)
+        lambda k: samplers.sample_reference(model, k, num_samples=2, image_shape=shape)
       ).lower(key)
     )
     assert_full_precision(
       jax.jit(
-        lambda k: sampling.complete(model, k, images, observed_rows=1, num_completions=2)
+        lambda k: completion.complete(model, k, images, observed_rows=1, num_completions=2)
       ).lower(key)
     )
 
@@ -128,13 +136,13 @@ def test_eval_nll_of_a_fixed_model_is_identical_under_each_training_precision():
   images = data_lib.load_binarized_mnist("validation").images[:64]
   nlls = {}
   for name in precision.PRECISIONS:
-    trainer = train.Trainer(tiny_config(name), (28, 28, 1), 2, train.make_mesh())
+    trainer = trainer_lib.Trainer(tiny_config(name), (28, 28, 1), 2, trainer_lib.make_mesh())
     nlls[name] = trainer.evaluate(trainer.initial_state().ema_params, images)["nll_nats"]
   assert nlls["float32"] == nlls["tf32"] == nlls["bfloat16"], nlls
 
 
 def test_a_bfloat16_step_keeps_float32_parameters_optimizer_state_and_loss():
-  trainer = train.Trainer(tiny_config("bfloat16"), (6, 6, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(tiny_config("bfloat16"), (6, 6, 1), 2, trainer_lib.make_mesh())
   images = np.random.default_rng(0).integers(0, 2, (8, 6, 6, 1), dtype=np.uint8)
   state, metrics = trainer.train_step(
     trainer.model, trainer.initial_state(), trainer.shard_batch(images)
@@ -143,7 +151,7 @@ def test_a_bfloat16_step_keeps_float32_parameters_optimizer_state_and_loss():
   assert floating and all(x.dtype == jnp.float32 for x in floating)
   assert all(np.asarray(v).dtype == np.float32 for k, v in metrics.items() if k != "finite")
   # The bf16 forward pass really differs from the float32 one.
-  f32 = train.Trainer(tiny_config("float32"), (6, 6, 1), 2, train.make_mesh())
+  f32 = trainer_lib.Trainer(tiny_config("float32"), (6, 6, 1), 2, trainer_lib.make_mesh())
   _, f32_metrics = f32.train_step(f32.model, f32.initial_state(), f32.shard_batch(images))
   assert float(metrics["loss"]) != float(f32_metrics["loss"])
   assert float(metrics["loss"]) == pytest.approx(float(f32_metrics["loss"]), rel=2e-2)

@@ -15,7 +15,9 @@ import pytest
 from conftest import REPO_ROOT, tiny_config_file
 from PIL import Image
 
-from pixelrnn import cli, figures, pretrained, train
+from pixelrnn import cli, pretrained
+from pixelrnn.sampling import figures
+from pixelrnn.training import train
 
 RECORD = {"row": "tiny_row", "steps": 3, "ours": 500.0}
 

@@ -3,9 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pixelrnn.diagonal_bilstm import column_state_to_state, skewed_validity
-from pixelrnn.recurrent_stack import lstm_cell, lstm_scan
-from pixelrnn.row_lstm import row_state_to_state
+from pixelrnn.layers.lstm import lstm_cell, lstm_scan
+from pixelrnn.layers.shifts import skewed_validity
+from pixelrnn.models.diagonal_bilstm import column_state_to_state
+from pixelrnn.models.row_lstm import row_state_to_state
 
 
 def textbook_lstm_cell(gates, cell):

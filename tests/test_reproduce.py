@@ -13,7 +13,10 @@ import pytest
 from conftest import REPO_ROOT, tiny_config_file
 from PIL import Image
 
-from pixelrnn import checkpoints, metric_writers, paper_rows, stopping, train
+from pixelrnn.reproduction import paper_rows, piece_log, tables
+from pixelrnn.training import stopping
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import checkpoints, metric_writers
 
 spec = importlib.util.spec_from_file_location(
   "reproduce", REPO_ROOT / "experiments" / "reproduce.py"
@@ -39,7 +42,7 @@ def tiny_row(tmp_path):
 
 def restored_state(row, workroot):
   config = reproduce.load_config(row)
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh())
   manager = checkpoints.manager(str(workroot / row.name), config)
   return jax.device_get(checkpoints.restore(manager, trainer.abstract_state()))
 
@@ -119,7 +122,7 @@ def test_a_row_run_in_two_step_pieces_equals_one_run_and_is_recorded(tmp_path, t
 
   not_run = paper_rows.ROWS[0]
   table = tmp_path / "pieces" / "results" / "paper_tables.md"
-  assert paper_rows.write_table([tiny_row, not_run], str(pieces / "results"), {}, []) == str(table)
+  assert tables.write_table([tiny_row, not_run], str(pieces / "results"), {}, []) == str(table)
   text = table.read_text()
   assert "## Table T: tiny rows" in text
   cpu_hours = f"{record['cpu_time_s'] / 3600:.2f}"
@@ -137,7 +140,7 @@ def test_the_pieces_log_is_written_at_every_checkpoint_and_a_killed_piece_keeps_
   seen = []
 
   def stop_after_reading_the_log(step):
-    seen.append(paper_rows.read_pieces(str(workdir)))
+    seen.append(piece_log.read_pieces(str(workdir)))
     return "test stop" if step == 3 else None
 
   with pytest.raises(stopping.TrainingStopped):
@@ -154,15 +157,15 @@ def test_the_pieces_log_is_written_at_every_checkpoint_and_a_killed_piece_keeps_
   assert all(
     p[-1]["outcome"] == "running" and p[-1]["eval_split"] == "validation" for p in seen[1:]
   )
-  assert paper_rows.read_pieces(str(workdir))[-1]["outcome"] == "stopped: test stop"
+  assert piece_log.read_pieces(str(workdir))[-1]["outcome"] == "stopped: test stop"
 
   # A piece killed after its checkpoint at step 3 (its line still "running") is marked as
   # killed by the next piece, which continues from that checkpoint.
-  killed = paper_rows.read_pieces(str(workdir))
+  killed = piece_log.read_pieces(str(workdir))
   killed[-1]["outcome"] = "running"
-  (workdir / paper_rows.PIECES_FILE).write_text("".join(json.dumps(p) + "\n" for p in killed))
+  (workdir / piece_log.PIECES_FILE).write_text("".join(json.dumps(p) + "\n" for p in killed))
   run_piece(tiny_row, tmp_path)
-  pieces = paper_rows.read_pieces(str(workdir))
+  pieces = piece_log.read_pieces(str(workdir))
   assert [p["outcome"] for p in pieces] == ["killed after its checkpoint at step 3", "finished"]
   assert [(p["from_step"], p["to_step"]) for p in pieces] == [(0, 3), (3, 4)]
 
@@ -268,7 +271,7 @@ def test_next_takes_the_first_unrecorded_row_of_the_order_and_skips_held_back_ro
 def test_a_row_in_progress_is_listed_with_its_latest_validation_nll_and_drawn(tmp_path, tiny_row):
   run_piece(tiny_row, tmp_path, steps=3)
   workdir = str(tmp_path / tiny_row.name)
-  cells = paper_rows.in_progress_status(tiny_row, workdir, 3, 4, 8)
+  cells = tables.in_progress_status(tiny_row, workdir, 3, 4, 8)
   latest = [r for r in metric_writers.read_metrics(workdir) if r["split"] == "eval"][-1]
   assert latest["step"] == 2
   assert cells[:3] == [
@@ -277,14 +280,12 @@ def test_a_row_in_progress_is_listed_with_its_latest_validation_nll_and_drawn(tm
     "24",
   ]
   assert cells[-1] == "`piece`"
-  figures = paper_rows.write_curves([tiny_row], str(tmp_path), {tiny_row.name: workdir})
+  figures = tables.write_curves([tiny_row], str(tmp_path), {tiny_row.name: workdir})
   assert [f.rsplit("/", 1)[-1] for f in figures] == [
     "tiny_pixelcnn_curve.png",
     "all_rows_curve.png",
   ]
-  text = open(
-    paper_rows.write_table([tiny_row], str(tmp_path), {tiny_row.name: cells}, figures)
-  ).read()
+  text = open(tables.write_table([tiny_row], str(tmp_path), {tiny_row.name: cells}, figures)).read()
   assert f"| `tiny_pixelcnn` | tiny PixelCNN | 100.00 | {' | '.join(cells)} |" in text
   assert "[tiny_pixelcnn_curve.png](paper_rows/tiny_pixelcnn_curve.png)" in text
 
@@ -382,9 +383,9 @@ def test_an_unreadable_checkpoint_names_the_git_history_that_holds_the_previous_
 
 def test_a_curve_that_gained_under_a_tenth_of_a_nat_over_30k_steps_has_stopped_improving():
   improving = [(5000 * k, 90.0 - 0.5 * k) for k in range(1, 9)]
-  assert paper_rows.plateau(improving) is None
+  assert piece_log.plateau(improving) is None
   flat = [(5000 * k, 85.0 - 0.01 * k) for k in range(1, 10)]
-  assert paper_rows.plateau(flat) == pytest.approx(0.06)  # 84.97 at 15k, at best 84.91 since.
-  assert paper_rows.plateau(flat[:6]) is None  # 25k steps: shorter than the window.
+  assert piece_log.plateau(flat) == pytest.approx(0.06)  # 84.97 at 15k, at best 84.91 since.
+  assert piece_log.plateau(flat[:6]) is None  # 25k steps: shorter than the window.
   # A noisy curve counts its best evaluation inside the window.
-  assert paper_rows.plateau([(0, 86.0), (30000, 85.95), (35000, 85.2), (60000, 85.5)]) is None
+  assert piece_log.plateau([(0, 86.0), (30000, 85.95), (35000, 85.2), (60000, 85.5)]) is None

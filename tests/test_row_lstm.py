@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pixelrnn.row_lstm import RowLSTM, RowLSTMLayer, row_input_to_state
+from pixelrnn.models.row_lstm import RowLSTM, RowLSTMLayer, row_input_to_state
 
 
 def row_lstm_layer_field(h, w, c):

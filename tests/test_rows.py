@@ -9,7 +9,9 @@ import tarfile
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import cli, paper_rows, train
+from pixelrnn import cli
+from pixelrnn.reproduction import paper_rows, piece_log
+from pixelrnn.training import train
 
 ROWS_DIR = "experiments/rows"
 
@@ -60,7 +62,7 @@ def test_a_committed_row_holds_exactly_one_checkpoint_and_nothing_of_the_running
     for f in files
     if f == "lock" or f.startswith("lock.") or ".tmp" in f or "orbax-checkpoint-tmp" in f
   ]
-  for needed in ("config.json", "metrics.jsonl", paper_rows.PIECES_FILE):
+  for needed in ("config.json", "metrics.jsonl", piece_log.PIECES_FILE):
     assert needed in files
   assert any(f.startswith("tensorboard/") for f in files)
 
@@ -73,7 +75,7 @@ def test_a_committed_row_restores_at_the_step_of_its_last_piece(row_name, tmp_pa
   config = cli.load_config(str(REPO_ROOT / row.config))
   _, state = train.restore_latest(config, str(workdir))
   (step,) = {f.split("/")[1] for f in ROWS[row_name] if f.startswith("checkpoints/")}
-  assert int(state.step) == int(step) == paper_rows.read_pieces(str(workdir))[-1]["to_step"]
+  assert int(state.step) == int(step) == piece_log.read_pieces(str(workdir))[-1]["to_step"]
 
 
 @pytest.mark.skipif(not is_git_checkout(), reason="not a git checkout: .gitignore is not in use")

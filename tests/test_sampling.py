@@ -7,11 +7,13 @@ import pytest
 from flax import nnx
 from scipy import stats
 
-from pixelrnn import likelihood, precision, sampling
-from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
-from pixelrnn.gated_pixelcnn import GatedPixelCNN
-from pixelrnn.pixelcnn import PixelCNN
-from pixelrnn.row_lstm import RowLSTM
+from pixelrnn import likelihood
+from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.models.gated_pixelcnn import GatedPixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
+from pixelrnn.models.row_lstm import RowLSTM
+from pixelrnn.sampling import completion, samplers
+from pixelrnn.training import precision
 
 
 def tiny_model(cls, num_channels, num_levels, seed=0):
@@ -65,7 +67,7 @@ def test_samples_follow_the_model_distribution(cls, shape, num_levels):
   images, probs = exact_distribution(model, shape, num_levels)
   num_samples = 20_000
   samples = jax.jit(
-    lambda key: sampling.sample_reference(model, key, num_samples=num_samples, image_shape=shape)
+    lambda key: samplers.sample_reference(model, key, num_samples=num_samples, image_shape=shape)
   )(jax.random.key(0))
   counts = empirical_counts(samples, images)
   assert stats.chisquare(counts, probs * num_samples).pvalue > 1e-3
@@ -79,7 +81,7 @@ def test_low_temperature_gives_greedy_decoding():
   greedy = np.zeros((1,) + shape, np.int32)
   for i, j, c in itertools.product(range(2), range(3), range(3)):
     greedy[0, i, j, c] = int(np.argmax(model(greedy.astype(np.float32))[0, i, j, c]))
-  samples = sampling.sample_reference(
+  samples = samplers.sample_reference(
     model, jax.random.key(1), num_samples=50, image_shape=shape, temperature=1e-4
   )
   np.testing.assert_array_equal(samples, np.broadcast_to(greedy, samples.shape))
@@ -87,7 +89,7 @@ def test_low_temperature_gives_greedy_decoding():
 
 def test_same_key_same_samples_and_a_new_key_new_samples():
   model = tiny_model(RowLSTM, 1, 2)
-  run = lambda k: sampling.sample_reference(
+  run = lambda k: samplers.sample_reference(
     model, jax.random.key(k), num_samples=8, image_shape=(4, 5, 1)
   )
   np.testing.assert_array_equal(run(3), run(3))
@@ -98,7 +100,7 @@ def test_observed_leading_sub_pixels_are_kept_bit_for_bit():
   model = tiny_model(DiagonalBiLSTM, 3, 4)
   observed = jax.random.randint(jax.random.key(5), (6, 3, 4, 3), 0, 4)
   num_observed = 17  # Ends inside a pixel: R and G of pixel (1, 1) are observed, B is not.
-  out = sampling.sample_reference(
+  out = samplers.sample_reference(
     model,
     jax.random.key(6),
     num_samples=6,
@@ -115,11 +117,11 @@ def test_observed_leading_sub_pixels_are_kept_bit_for_bit():
 def test_bad_temperature_and_shapes_are_refused():
   model = tiny_model(PixelCNN, 1, 2)
   with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
-    sampling.sample_reference(
+    samplers.sample_reference(
       model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1), temperature=0
     )
   with pytest.raises(ValueError, match=r"images \(3, 2, 2, 1\) must be \(2, 2, 2, 1\)"):
-    sampling.sample_reference(
+    samplers.sample_reference(
       model, jax.random.key(0), num_samples=2, image_shape=(2, 2, 1), images=jnp.zeros((3, 2, 2, 1))
     )
 
@@ -154,14 +156,14 @@ def test_cached_sampler_reproduces_the_reference_exactly(
   if cls in (RowLSTM, DiagonalBiLSTM):
     kwargs.update(residual=True, skip=True)
   model = cls(**kwargs)
-  assert sampling.has_cached_sampler(model)
+  assert samplers.has_cached_sampler(model)
   shape = (5, 6, num_channels)
   observed = jax.random.randint(jax.random.key(9), (4,) + shape, 0, num_levels)
   kwargs = dict(num_samples=4, image_shape=shape, images=observed, num_observed=num_observed)
   key = jax.random.key(11)
-  reference = jax.jit(lambda k: sampling.sample_reference(model, k, **kwargs))(key)
+  reference = jax.jit(lambda k: samplers.sample_reference(model, k, **kwargs))(key)
   cached, logits = jax.jit(
-    lambda k: sampling.sample_cached(model, k, return_logits=True, **kwargs)
+    lambda k: samplers.sample_cached(model, k, return_logits=True, **kwargs)
   )(key)
   np.testing.assert_array_equal(cached, reference)
   expected = full_forward_logits_per_step(model, cached)
@@ -172,7 +174,7 @@ def test_cached_sampler_reproduces_the_reference_exactly(
 def test_completions_keep_the_observed_rows_and_have_finite_log_probability(cls):
   model = tiny_model(cls, 3, 4)
   originals = jax.random.randint(jax.random.key(2), (2, 4, 5, 3), 0, 4)
-  out = sampling.complete(model, jax.random.key(3), originals, observed_rows=2, num_completions=3)
+  out = completion.complete(model, jax.random.key(3), originals, observed_rows=2, num_completions=3)
   assert out.shape == (2, 3, 4, 5, 3)
   for k in range(3):
     np.testing.assert_array_equal(out[:, k, :2], originals[:, :2])
@@ -188,18 +190,18 @@ def test_a_prefix_mask_is_accepted_and_anything_else_is_refused():
   originals = jnp.ones((1, 3, 3, 1), jnp.int32)
   prefix = np.zeros((3, 3, 1), bool)
   prefix.reshape(-1)[:4] = True
-  a = sampling.complete(model, jax.random.key(0), originals, observed_mask=prefix)
-  b = sampling.complete(model, jax.random.key(0), originals, num_observed=4)
-  c = sampling.complete(model, jax.random.key(0), originals, observed_pixels=4)
+  a = completion.complete(model, jax.random.key(0), originals, observed_mask=prefix)
+  b = completion.complete(model, jax.random.key(0), originals, num_observed=4)
+  c = completion.complete(model, jax.random.key(0), originals, observed_pixels=4)
   np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(a, c)  # One channel: pixels and sub-pixels coincide.
   lower_half_known = np.zeros((3, 3, 1), bool)
   lower_half_known[2] = True
   with pytest.raises(ValueError, match="not a raster-order prefix"):
-    sampling.complete(model, jax.random.key(0), originals, observed_mask=lower_half_known)
+    completion.complete(model, jax.random.key(0), originals, observed_mask=lower_half_known)
   with pytest.raises(ValueError, match="Give exactly one of"):
-    sampling.complete(model, jax.random.key(0), originals, num_observed=2, observed_rows=1)
+    completion.complete(model, jax.random.key(0), originals, num_observed=2, observed_rows=1)
   with pytest.raises(ValueError, match="integer levels, got dtype float32"):
-    sampling.complete(model, jax.random.key(0), originals.astype(jnp.float32), num_observed=2)
+    completion.complete(model, jax.random.key(0), originals.astype(jnp.float32), num_observed=2)
   with pytest.raises(ValueError, match=r"observed_rows must be in \[0, 3\], got 4"):
-    sampling.complete(model, jax.random.key(0), originals, observed_rows=4)
+    completion.complete(model, jax.random.key(0), originals, observed_rows=4)

@@ -1,7 +1,7 @@
 import jax
 import pytest
 
-from pixelrnn import steps
+from pixelrnn.training import steps
 
 
 def test_ema_decay_warms_up_then_saturates():

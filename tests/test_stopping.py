@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pixelrnn import stopping
+from pixelrnn.training import stopping
 
 
 def test_sigterm_is_recorded_instead_of_killing_and_the_old_handler_comes_back():

@@ -11,8 +11,8 @@ import types
 
 import pytest
 
-from pixelrnn import data as data_lib
-from pixelrnn import tfds_build
+from pixelrnn.data import loading as data_lib
+from pixelrnn.data import tfds_build
 
 CIFAR_ARCHIVE = "cifar-10-binary.tar.gz (170052171 bytes)"
 

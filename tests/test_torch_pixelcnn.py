@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import defaults, train
+from pixelrnn import defaults
+from pixelrnn.training import trainer as trainer_lib
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (only the benchmark uses it)")
 sys.path.insert(0, str(REPO_ROOT / "experiments"))
@@ -22,7 +23,9 @@ def test_the_torch_reference_gives_our_logits_and_loss(dataset, shape, levels):
   config = defaults.base_config()
   config.data.name = dataset
   config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 6, 2, 12
-  trainer = train.Trainer(config, shape, levels, train.make_mesh(jax.local_devices()[:1]))
+  trainer = trainer_lib.Trainer(
+    config, shape, levels, trainer_lib.make_mesh(jax.local_devices()[:1])
+  )
   params = trainer.initial_state().params
   images = np.random.default_rng(0).integers(0, levels, (2,) + shape).astype(np.uint8)
   ours = np.asarray(trainer.model.apply(params, images))  # (B, H, W, C, K)

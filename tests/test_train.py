@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 from conftest import short_adam_run
 
-from pixelrnn import checkpoints, defaults, metric_writers, train
-from pixelrnn import data as data_lib
+from pixelrnn import defaults
+from pixelrnn.data import batching
+from pixelrnn.data import loading as data_lib
+from pixelrnn.training import train
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import checkpoints, metric_writers
 
 
 def tiny_config(num_steps=12):
@@ -27,7 +31,7 @@ def tiny_config(num_steps=12):
 
 def restored(config, workdir):
   test = data_lib.load_binarized_mnist("validation")
-  trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, test.image_shape, test.num_levels, trainer_lib.make_mesh())
   return checkpoints.restore(checkpoints.manager(workdir, config), trainer.abstract_state())
 
 
@@ -46,7 +50,7 @@ def straight_run(tmp_path_factory):
 def indices_failing_at(step: int, error: BaseException):
   """A `data.train_batch_indices` stand-in that raises `error` instead of yielding the
   indices of step `step` (0-based)."""
-  real_indices = data_lib.train_batch_indices
+  real_indices = batching.train_batch_indices
 
   def indices(*args, **kwargs):
     for k, batch_indices in enumerate(real_indices(*args, **kwargs)):
@@ -65,7 +69,7 @@ def test_real_binarized_mnist_learning_takes_test_nll_below_150_nats(tmp_path):
   short_adam_run(config, num_steps=400)
 
   test = data_lib.load_binarized_mnist("test")
-  trainer = train.Trainer(config, test.image_shape, test.num_levels, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, test.image_shape, test.num_levels, trainer_lib.make_mesh())
   before = trainer.evaluate(trainer.initial_state().ema_params, test.images[:1000])
   # Untrained: at best a uniform model, 784 ln 2 = 543 nats (on any subset).
   assert before["nll_nats"] > 0.95 * 784 * math.log(2), before
@@ -110,14 +114,14 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
   tmp_path, monkeypatch, straight_run
 ):
   crashed = str(tmp_path / "crashed")
-  real_indices = data_lib.train_batch_indices
+  real_indices = batching.train_batch_indices
   monkeypatch.setattr(
-    data_lib, "train_batch_indices", indices_failing_at(8, RuntimeError("simulated crash"))
+    batching, "train_batch_indices", indices_failing_at(8, RuntimeError("simulated crash"))
   )
   with pytest.raises(RuntimeError, match="simulated crash"):
     train.train_and_evaluate(tiny_config(12), crashed, progress=False)
   assert checkpoints.manager(crashed, tiny_config()).latest_step() == 6
-  monkeypatch.setattr(data_lib, "train_batch_indices", real_indices)
+  monkeypatch.setattr(batching, "train_batch_indices", real_indices)
   train.train_and_evaluate(tiny_config(12), crashed, progress=False)
 
   assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), crashed))
@@ -172,13 +176,13 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_continues_exactly(
   tmp_path, monkeypatch, straight_run
 ):
   interrupted = str(tmp_path / "interrupted")
-  real_indices = data_lib.train_batch_indices
-  monkeypatch.setattr(data_lib, "train_batch_indices", indices_failing_at(7, KeyboardInterrupt()))
+  real_indices = batching.train_batch_indices
+  monkeypatch.setattr(batching, "train_batch_indices", indices_failing_at(7, KeyboardInterrupt()))
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
   # Checkpoints every 3 steps would give 6; the interrupt saved step 7 as well.
   assert checkpoints.manager(interrupted, tiny_config()).latest_step() == 7
-  monkeypatch.setattr(data_lib, "train_batch_indices", real_indices)
+  monkeypatch.setattr(batching, "train_batch_indices", real_indices)
   train.train_and_evaluate(tiny_config(12), interrupted, progress=False)
   assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), interrupted))
 
@@ -191,7 +195,7 @@ def test_data_parallel_step_matches_one_device(num_devices):
   images = data_lib.load_binarized_mnist("validation").images[:48]
   states = []
   for devices in (jax.devices()[:1], jax.devices()[:num_devices]):
-    trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(devices))
+    trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh(devices))
     state = trainer.initial_state()
     for k in range(3):
       batch = trainer.shard_batch(images[16 * k : 16 * (k + 1)])
@@ -217,11 +221,11 @@ def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
   with pytest.raises(
     ValueError, match=r"training.batch_size=7 must be divisible by the number of devices \(2\)"
   ):
-    train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.devices()[:2]))
+    trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh(jax.devices()[:2]))
 
 
 def test_evaluating_images_of_the_wrong_shape_dtype_or_levels_fails_clearly():
-  trainer = train.Trainer(tiny_config(), (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(tiny_config(), (28, 28, 1), 2, trainer_lib.make_mesh())
   params = trainer.initial_state().params
   with pytest.raises(
     data_lib.DataError, match=r"shape \(4, 32, 32, 3\), expected \(N, 28, 28, 1\)"
@@ -262,10 +266,12 @@ def test_recurrent_models_learn_on_real_binarized_mnist(model_name):
   # One device: over the four forced host devices, which share the cores, the Diagonal
   # BiLSTM's steps were about 2.5x slower (their all-reduces), and queued steps could
   # deadlock XLA:CPU's all-reduce. Data parallelism has its own tests.
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
+  trainer = trainer_lib.Trainer(
+    config, (28, 28, 1), 2, trainer_lib.make_mesh(jax.local_devices()[:1])
+  )
   state = trainer.initial_state()
   before = trainer.evaluate(state.params, test_images)["nll_nats"]
-  batches = data_lib.train_batches(train_data.images, 16, seed=0)
+  batches = batching.train_batches(train_data.images, 16, seed=0)
   for _ in range(config.training.num_steps):
     state, _ = trainer.train_step(trainer.model, state, trainer.shard_batch(next(batches)))
   after = trainer.evaluate(state.params, test_images)["nll_nats"]
@@ -276,7 +282,9 @@ def test_a_class_conditional_model_trains_on_labels_and_reports_each_class():
   config = tiny_config()
   config.data.name, config.data.eval_split = "mnist_thresholded", "test"
   config.model.name, config.model.num_classes = "gated_pixelcnn", 10
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh(jax.local_devices()[:1]))
+  trainer = trainer_lib.Trainer(
+    config, (28, 28, 1), 2, trainer_lib.make_mesh(jax.local_devices()[:1])
+  )
   images = data_lib.load_binarized_mnist("validation").images[:16]
   labels = np.arange(16, dtype=np.int32) % 5  # Classes 0..4 only.
   state = trainer.initial_state()

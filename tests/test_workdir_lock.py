@@ -2,7 +2,6 @@
 
 import json
 import os
-import runpy
 import signal
 import socket
 import subprocess
@@ -14,7 +13,10 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from pixelrnn import checkpoints, train, workdir_lock
+from pixelrnn import cli
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import checkpoints
+from pixelrnn.workdir import lock as lock_lib
 
 
 def dead_pid() -> int:
@@ -28,14 +30,14 @@ def write_lock(workdir, pid, host):
 
 
 def test_a_second_holder_is_refused_naming_the_first_and_the_lock_is_released(tmp_path):
-  with workdir_lock.WorkdirLock(str(tmp_path)):
+  with lock_lib.WorkdirLock(str(tmp_path)):
     holder = json.loads((tmp_path / "lock").read_text())
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
     with pytest.raises(
-      workdir_lock.WorkdirLockedError,
+      lock_lib.WorkdirLockedError,
       match=rf"in use by pid {os.getpid()} on host '{socket.gethostname()}'",
     ):
-      with workdir_lock.WorkdirLock(str(tmp_path)):
+      with lock_lib.WorkdirLock(str(tmp_path)):
         pass
     assert (tmp_path / "lock").exists(), "the refused run must not remove the holder's lock"
   assert not (tmp_path / "lock").exists()
@@ -45,15 +47,15 @@ def test_a_dead_holders_lock_on_this_host_is_taken_over_with_a_warning(tmp_path)
   pid = dead_pid()
   write_lock(tmp_path, pid, socket.gethostname())
   warnings = []
-  with workdir_lock.WorkdirLock(str(tmp_path), warn=warnings.append):
+  with lock_lib.WorkdirLock(str(tmp_path), warn=warnings.append):
     assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
   assert len(warnings) == 1 and f"from pid {pid}, which no longer runs" in warnings[0]
 
 
 def test_a_lock_held_on_another_host_is_refused(tmp_path):
   write_lock(tmp_path, dead_pid(), "another-host")
-  with pytest.raises(workdir_lock.WorkdirLockedError, match="on host 'another-host'"):
-    with workdir_lock.WorkdirLock(str(tmp_path)):
+  with pytest.raises(lock_lib.WorkdirLockedError, match="on host 'another-host'"):
+    with lock_lib.WorkdirLock(str(tmp_path)):
       pass
 
 
@@ -108,7 +110,7 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
     first.wait(timeout=60)
   finally:
     first.kill()
-  config = runpy.run_path(str(REPO_ROOT / "configs" / "quickstart.py"))["get_config"]()
+  config = cli.load_config(str(REPO_ROOT / "configs" / "quickstart.py"))
   config.model.num_layers = 1
   step = checkpoints.manager(str(workdir), config).latest_step()
   final = f"--config.training.num_steps={step + 4}"
@@ -119,7 +121,7 @@ def test_two_runs_on_one_workdir_then_sigkill_and_a_resume_that_takes_the_lock_o
   assert not (workdir / "lock").exists()
   straight = launch(f"--workdir={tmp_path / 'straight'}", final)
   assert straight.returncode == 0, straight.stderr[-3000:]
-  trainer = train.Trainer(config, (28, 28, 1), 2, train.make_mesh())
+  trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh())
   states = [
     jax.device_get(
       checkpoints.restore(checkpoints.manager(str(d), config), trainer.abstract_state())

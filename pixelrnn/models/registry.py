@@ -6,14 +6,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from pixelrnn import conditioning, likelihood, multiscale, precision
-from pixelrnn.diagonal_bilstm import DiagonalBiLSTM
-from pixelrnn.gated_pixelcnn import GatedPixelCNN
-from pixelrnn.pixelcnn import PixelCNN
-from pixelrnn.row_lstm import RowLSTM
+from pixelrnn import likelihood
+from pixelrnn.layers import conditioning
+from pixelrnn.models import multiscale
+from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
+from pixelrnn.models.gated_pixelcnn import GatedPixelCNN
+from pixelrnn.models.pixelcnn import PixelCNN
+from pixelrnn.models.row_lstm import RowLSTM
+from pixelrnn.training import precision
 
-# The single-scale model families, by `config.model.name`. Each class takes the
-# keyword arguments of `create_model` plus the `config.model` keys in its `config_keys`.
+# The single-scale model families, by `config.model.name`. Each class takes the keyword
+# arguments of `create_model` plus the `config.model` keys it declares, with their
+# defaults, in `config_defaults`.
 MODEL_CLASSES = {
   "pixelcnn": PixelCNN,
   "row_lstm": RowLSTM,
@@ -24,7 +28,21 @@ MODEL_CLASSES = {
 
 def names_with_key(key: str) -> list[str]:
   """The model names whose classes read `config.model.<key>`."""
-  return [name for name, cls in MODEL_CLASSES.items() if key in cls.config_keys]
+  return [name for name, cls in MODEL_CLASSES.items() if key in cls.config_defaults]
+
+
+def family_key_defaults() -> dict:
+  """Every `config.model` key a family declares, with its default: the schema's
+  family-owned keys. Two families may share a key only with the same default."""
+  merged = {}
+  for name, cls in MODEL_CLASSES.items():
+    for key, default in cls.config_defaults.items():
+      if key in merged and merged[key] != default:
+        raise ValueError(
+          f"Model {name!r} declares config.model.{key}={default!r}, another family {merged[key]!r}."
+        )
+      merged[key] = default
+  return merged
 
 
 def create_model(
@@ -42,7 +60,7 @@ def create_model(
     output_dim=model_config.output_dim,
     conditioning_dim=conditioning_dim,
     rngs=rngs,
-    **{key: model_config[key] for key in cls.config_keys},
+    **{key: model_config[key] for key in cls.config_defaults},
   )
 
 

@@ -12,8 +12,12 @@ import time
 import jax
 import numpy as np
 
-from pixelrnn import data as data_lib
-from pixelrnn import datasets, distributed, errors, images, multiscale, sampling, train
+from pixelrnn import errors
+from pixelrnn.data import datasets
+from pixelrnn.data import loading as data_lib
+from pixelrnn.models import multiscale
+from pixelrnn.sampling import completion, images, samplers
+from pixelrnn.training import distributed, train
 
 
 class FigureRequestError(errors.UserError, ValueError):
@@ -85,13 +89,13 @@ def write_samples(
   is_multiscale = isinstance(network, multiscale.MultiScale)
   if is_multiscale:
     draw = jax.jit(lambda key: multiscale.sample(network, key, **kwargs))
-    cached = all(sampling.has_cached_sampler(m) for m in (network.small, network.large))
+    cached = all(samplers.has_cached_sampler(m) for m in (network.small, network.large))
   else:
     conditioning = model.class_conditioning(labels, image_shape)
     draw = jax.jit(
-      lambda key: (sampling.sample(network, key, conditioning=conditioning, **kwargs),)
+      lambda key: (samplers.sample(network, key, conditioning=conditioning, **kwargs),)
     )
-    cached = sampling.has_cached_sampler(network)
+    cached = samplers.has_cached_sampler(network)
   start = time.perf_counter()
   samples = jax.device_get(draw(jax.random.key(seed)))
   seconds = time.perf_counter() - start
@@ -151,7 +155,7 @@ def write_completions(
   if isinstance(network, multiscale.MultiScale):
     complete = multiscale.complete
   else:  # A class-conditional model completes each image given its own label.
-    complete = sampling.complete
+    complete = completion.complete
     if config.model.num_classes:
       kwargs["conditioning"] = model.class_conditioning(test_data.labels[indices], image_shape)
   start = time.perf_counter()

@@ -17,9 +17,10 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from pixelrnn import conditioning as conditioning_lib
 from pixelrnn import likelihood
-from pixelrnn.masks import MaskedConv
+from pixelrnn.layers import conditioning as conditioning_lib
+from pixelrnn.layers import output_head
+from pixelrnn.layers.masks import MaskedConv
 
 
 class ResidualBlock(nnx.Module):
@@ -59,7 +60,7 @@ class ResidualBlock(nnx.Module):
 class PixelCNN(nnx.Module):
   """Images (B, H, W, C) as float levels in [0, K) -> logits (B, H, W, C, K)."""
 
-  config_keys = ()  # No `config.model` keys beyond those every model takes.
+  config_defaults: dict = {}  # No `config.model` keys beyond those every model takes.
 
   def __init__(
     self,
@@ -86,7 +87,7 @@ class PixelCNN(nnx.Module):
       ]
     )
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, 2 * hidden_dim, rngs)
-    self.head = likelihood.OutputHead(
+    self.head = output_head.OutputHead(
       2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
     )
 

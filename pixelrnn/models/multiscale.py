@@ -27,8 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pixelrnn import likelihood, precision, sampling
-from pixelrnn.conditioning import ConditioningNetwork
+from pixelrnn import likelihood
+from pixelrnn.layers.conditioning import ConditioningNetwork
+from pixelrnn.sampling import completion, samplers
+from pixelrnn.training import precision
 
 
 def check_factor(image_shape: tuple[int, ...], factor: int) -> None:
@@ -66,7 +68,7 @@ class MultiScale(nnx.Module):
   """The two-stage model: `small` (unconditional, on x_sub), `conditioner` (x_sub to a
   (B, H, W, c) map) and `large` (conditional, on x)."""
 
-  # Drawn stage by stage (`sample`, `complete` below): `sampling.sample` refuses it.
+  # Drawn stage by stage (`sample`, `complete` below): `samplers.sample` refuses it.
   samples_in_stages = True
 
   def __init__(
@@ -166,7 +168,7 @@ def sample(
   check_factor(image_shape, f)
   height, width, channels = image_shape
   small_key, large_key = jax.random.split(key)
-  small = sampling.sample(
+  small = samplers.sample(
     model.small,
     small_key,
     num_samples=num_samples,
@@ -180,7 +182,7 @@ def sample(
     images = jnp.zeros((num_samples,) + tuple(image_shape), jnp.int32)
   fixed = jnp.asarray(subsample_mask(height, width, f))
   images = jnp.where(fixed[None, :, :, None], embed(small, f), jnp.asarray(images, jnp.int32))
-  large = sampling.sample(
+  large = samplers.sample(
     model.large,
     large_key,
     num_samples=num_samples,
@@ -214,9 +216,9 @@ def complete(
   Returns:
     (N, num_completions, H, W, C) int32; the observed rows equal `images` exactly.
   """
-  images = sampling.integer_images(images)
+  images = completion.integer_images(images)
   n, h, w, c = images.shape
-  sampling.check_observed_rows(observed_rows, h)
+  completion.check_observed_rows(observed_rows, h)
   f = model.factor
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
   small_rows = -(-observed_rows // f)  # Subsample rows 0, f, 2f, ... below observed_rows.

@@ -13,7 +13,7 @@ import os
 
 from PIL import Image, ImageDraw
 
-from pixelrnn import metric_writers
+from pixelrnn.workdir import metric_writers
 
 WIDTH, HEIGHT = 800, 480
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 52, 60

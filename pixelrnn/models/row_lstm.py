@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pixelrnn import conditioning as conditioning_lib
-from pixelrnn import lstm_kernel, masks
-from pixelrnn.recurrent_stack import RecurrentStack, lstm_cell, lstm_scan
+from pixelrnn.layers import conditioning as conditioning_lib
+from pixelrnn.layers import lstm_kernel, masks
+from pixelrnn.layers.lstm import lstm_cell, lstm_scan
+from pixelrnn.models.recurrent_stack import RecurrentStack
 
 
 class RowLSTMLayer(nnx.Module):

@@ -16,7 +16,9 @@ import optax
 from flax import nnx, struct
 from jax.sharding import NamedSharding
 
-from pixelrnn import likelihood, models, multiscale, precision
+from pixelrnn import likelihood
+from pixelrnn.models import multiscale, registry
+from pixelrnn.training import precision
 
 
 @struct.dataclass
@@ -53,7 +55,7 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
 
 
 def train_step(
-  model: models.FunctionalModel,
+  model: registry.FunctionalModel,
   state: TrainState,
   batch: dict[str, jax.Array],
   *,
@@ -111,7 +113,7 @@ def train_step(
 
 
 def train_steps(
-  model: models.FunctionalModel,
+  model: registry.FunctionalModel,
   state: TrainState,
   data: dict[str, jax.Array],
   indices: jax.Array,
@@ -154,7 +156,7 @@ def train_steps(
 
 
 def eval_step(
-  model: models.FunctionalModel, params: nnx.State, batch: dict[str, jax.Array], valid: jax.Array
+  model: registry.FunctionalModel, params: nnx.State, batch: dict[str, jax.Array], valid: jax.Array
 ) -> dict[str, jax.Array]:
   """Sums of the per-image NLL terms (nats) over the rows where `valid` is True.
 

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pixelrnn import convolution, likelihood
+from pixelrnn import likelihood
+from pixelrnn.layers import convolution
 
 _UNCONDITIONAL = (
   "This model was built without conditioning (conditioning_dim=0) but was given a conditioning map."

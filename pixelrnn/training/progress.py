@@ -1,4 +1,5 @@
-"""Training progress as plain lines, for a run whose output goes to a log file.
+"""A training run's progress: a tqdm bar, or plain lines for a run whose output goes
+to a log file; warnings printed above either, on process 0.
 
 `ProgressLines` stands in for the tqdm bar of the training loop (the same `update`,
 `set_postfix`, `write` and `close`) and prints one line per `every` steps instead of
@@ -14,6 +15,10 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+import tqdm
+
+from pixelrnn.training import distributed
 
 
 def format_duration(seconds: float) -> str:
@@ -73,3 +78,22 @@ class ProgressLines:
 
   def close(self) -> None:
     pass
+
+
+Display = ProgressLines | tqdm.tqdm
+
+
+def display(total: int, initial: int, shown: bool, lines_every: int | None) -> Display:
+  """The progress of a run of `total` steps from `initial`, on process 0: a tqdm bar, or
+  with `lines_every` = N one plain line per N steps (for log files); with `shown` False,
+  or on other processes, a bar that prints nothing."""
+  shown = shown and distributed.is_primary()
+  if shown and lines_every is not None:
+    return ProgressLines(total, initial, lines_every)
+  return tqdm.tqdm(total=total, initial=initial, unit="step", disable=not shown, dynamic_ncols=True)
+
+
+def warn(text: str) -> None:
+  """Prints "Warning: text" on process 0, above a progress bar if one is shown."""
+  if distributed.is_primary():
+    tqdm.tqdm.write(f"Warning: {text}", file=sys.stderr)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pixelrnn import convolution
+from pixelrnn.layers import convolution
 
 MaskType = Literal["A", "B"]
 MASK_TYPES = ("A", "B")

@@ -32,68 +32,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from pixelrnn import conditioning as conditioning_lib
-from pixelrnn import convolution, likelihood, masks
-from pixelrnn.diagonal_bilstm import shift_down
+from pixelrnn import likelihood
+from pixelrnn.layers import conditioning as conditioning_lib
+from pixelrnn.layers import masks, output_head
+from pixelrnn.layers.causal_conv import CausalConv
+from pixelrnn.layers.shifts import shift_down
 
 
 def gate(pre_activation: jax.Array) -> jax.Array:
   """(..., 2p) laid out [a | b] -> (..., p): tanh(a) * sigmoid(b)."""
   a, b = jnp.split(pre_activation, 2, axis=-1)
   return jnp.tanh(a) * jax.nn.sigmoid(b)
-
-
-class CausalConv(nnx.Module):
-  """A stride-1 convolution whose window ends on the output pixel's row.
-
-  (B, H, W, in) -> (B, H, W, out): output (i, j) reads input rows i - (rows - 1) .. i
-  and columns j - left .. j + right, zero outside the map. `centre_mask` (in, out),
-  if given, multiplies the tap at (i, j) itself (a channel-group mask).
-  """
-
-  def __init__(
-    self,
-    in_features: int,
-    out_features: int,
-    *,
-    rows: int,
-    left: int,
-    right: int,
-    rngs: nnx.Rngs,
-    centre_mask: np.ndarray | None = None,
-  ):
-    mask = None
-    if centre_mask is not None:
-      mask = np.ones((rows, left + right + 1, in_features, out_features), np.float32)
-      mask[rows - 1, left] = centre_mask
-      mask = jnp.asarray(mask)
-    self.padding = ((rows - 1, 0), (left, right))
-    self.conv = nnx.Conv(
-      in_features,
-      out_features,
-      kernel_size=(rows, left + right + 1),
-      padding=self.padding,
-      mask=mask,
-      rngs=rngs,
-    )
-
-  def weights(self) -> tuple[jax.Array, jax.Array]:
-    """The (masked) kernel (rows, left + right + 1, in, out) and the bias (out,)."""
-    kernel = self.conv.kernel[...]
-    if self.conv.mask is not None:
-      kernel = kernel * self.conv.mask[...]
-    return kernel, self.conv.bias[...]
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel, bias = self.weights()
-    return convolution.conv(x, kernel, self.padding) + bias
-
-  def apply_window(self, window: jax.Array) -> jax.Array:
-    """The output at one pixel from its input window (B, rows, left + right + 1, in)."""
-    return masks.apply_window(window, *self.weights())
 
 
 class GatedLayer(nnx.Module):
@@ -233,7 +184,7 @@ class GatedPixelCNN(nnx.Module):
   `first_kernel_size` (k = 7) windows, the rest `kernel_size` (k = 3).
   """
 
-  config_keys = ()  # No `config.model` keys beyond those every model takes.
+  config_defaults: dict = {}  # No `config.model` keys beyond those every model takes.
 
   def __init__(
     self,
@@ -266,7 +217,7 @@ class GatedPixelCNN(nnx.Module):
         for layer in range(num_layers)
       ]
     )
-    self.head = likelihood.OutputHead(
+    self.head = output_head.OutputHead(
       2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
     )
 

@@ -1,0 +1,1 @@
+"""The datasets a config may name, how they are loaded and checked, and the batch order."""

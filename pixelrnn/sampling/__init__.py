@@ -1,0 +1,1 @@
+"""Drawing samples and completions, and writing them as pictures."""
