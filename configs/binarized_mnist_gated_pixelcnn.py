@@ -7,7 +7,7 @@ pixel's logits see the rows above and its own row within 17 columns of it, with 
 blind spot), with the PixelCNN row's recipe (RMSProp 1e-3, batch 16).
 """
 
-from pixelrnn import defaults
+from pixelrnn import defaults, recipes
 
 
 def get_config():
@@ -22,4 +22,4 @@ def get_config():
   config.training.steps_per_dispatch = 10  # Speed only: the results do not depend on it.
   config.optimizer.name = "rmsprop"
   config.optimizer.learning_rate = 1e-3
-  return defaults.validation_curve(config)
+  return recipes.validation_curve(config)

@@ -17,12 +17,12 @@ compared (92.21 against 93.47 at 2k steps, 91.34 against 92.54 at 3k, and ahead 
 ("The PixelCNN row's network").
 """
 
-from pixelrnn import defaults
+from pixelrnn import defaults, recipes
 
 
 def get_config(recipe: str = "paper"):
   """The row on `recipe`: "paper" (the paper's batch 16 and schedule) or "large_batch"
-  (`--config=<this file>:large_batch`; see `defaults.large_batch_recipe`)."""
+  (`--config=<this file>:large_batch`; see `recipes.large_batch`)."""
   config = defaults.base_config()
   config.data.name = "binarized_mnist"
   config.model.name = "pixelcnn"
@@ -34,4 +34,4 @@ def get_config(recipe: str = "paper"):
   config.training.steps_per_dispatch = 10  # Speed only: the results do not depend on it.
   config.optimizer.name = "rmsprop"
   config.optimizer.learning_rate = 1e-3
-  return defaults.recipe(defaults.validation_curve(config), recipe)
+  return recipes.apply(recipes.validation_curve(config), recipe)

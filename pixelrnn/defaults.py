@@ -26,77 +26,97 @@ def base_config() -> ml_collections.ConfigDict:
   """All configuration keys with their defaults (binarized MNIST PixelCNN)."""
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.data = _data_group()
+  config.model = _model_group()
+  config.training = _training_group()
+  config.optimizer = _optimizer_group()
+  return config
 
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "binarized_mnist"
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir.
-  config.data.manual_dir = config_dict.placeholder(str)  # TFDS manual_dir (offline builds).
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "pixelcnn"
-  config.model.hidden_dim = 16  # h: layers carry 2h features.
-  config.model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
-  config.model.output_dim = 32  # Width of the hidden 1x1 output layer.
+def _data_group() -> ml_collections.ConfigDict:
+  """The dataset and its splits."""
+  data = ml_collections.ConfigDict()
+  data.name = "binarized_mnist"
+  data.train_split = "train"
+  data.eval_split = "test"
+  data.data_dir = config_dict.placeholder(str)  # TFDS data_dir.
+  data.manual_dir = config_dict.placeholder(str)  # TFDS manual_dir (offline builds).
+  return data
+
+
+def _model_group() -> ml_collections.ConfigDict:
+  """The network: shared keys, the families' own keys, the multi-scale model."""
+  model = ml_collections.ConfigDict()
+  model.name = "pixelcnn"
+  model.hidden_dim = 16  # h: layers carry 2h features.
+  model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
+  model.output_dim = 32  # Width of the hidden 1x1 output layer.
   # The keys model families declare (`config_defaults` of their classes, e.g. the
   # recurrent models' residual, skip and pallas_lstm).
-  config.model.update(registry.family_key_defaults())
+  model.update(registry.family_key_defaults())
   # > 0: a class-conditional model of a labelled dataset (`datasets.NUM_CLASSES`): every
   # layer adds a projection of the image's one-hot label (pixelrnn/conditioning.py).
-  config.model.num_classes = 0
+  model.num_classes = 0
   # Multi-scale model (pixelrnn/multiscale.py): with factor f >= 2 the model above is the
   # large, conditional network and `small` models the (H/f, W/f) subsample first.
-  config.model.multiscale = ml_collections.ConfigDict()
-  config.model.multiscale.factor = 1  # 1: single-scale.
-  config.model.multiscale.conditioning_dim = 32  # c: channels of the conditioning map.
-  config.model.multiscale.embedding_layers = 2  # 3x3 convs embedding the small image.
-  config.model.multiscale.small = ml_collections.ConfigDict()
-  config.model.multiscale.small.name = "pixelcnn"
-  config.model.multiscale.small.hidden_dim = 16
-  config.model.multiscale.small.num_layers = 4
-  config.model.multiscale.small.output_dim = 32
-  config.model.multiscale.small.update(registry.family_key_defaults())
+  model.multiscale = ml_collections.ConfigDict()
+  model.multiscale.factor = 1  # 1: single-scale.
+  model.multiscale.conditioning_dim = 32  # c: channels of the conditioning map.
+  model.multiscale.embedding_layers = 2  # 3x3 convs embedding the small image.
+  model.multiscale.small = ml_collections.ConfigDict()
+  model.multiscale.small.name = "pixelcnn"
+  model.multiscale.small.hidden_dim = 16
+  model.multiscale.small.num_layers = 4
+  model.multiscale.small.output_dim = 32
+  model.multiscale.small.update(registry.family_key_defaults())
+  return model
 
-  config.training = ml_collections.ConfigDict()
-  config.training.batch_size = 16
-  config.training.num_steps = 100_000
-  config.training.log_every_steps = 100
-  config.training.eval_every_steps = 5_000
-  config.training.eval_batch_size = 100
-  config.training.checkpoint_every_steps = 1_000
-  config.training.max_checkpoints_to_keep = 3
-  config.training.ema_decay = 0.9995
+
+def _training_group() -> ml_collections.ConfigDict:
+  """The training run: batch, schedule of logs, evaluations and checkpoints, EMA, precision."""
+  training = ml_collections.ConfigDict()
+  training.batch_size = 16
+  training.num_steps = 100_000
+  training.log_every_steps = 100
+  training.eval_every_steps = 5_000
+  training.eval_batch_size = 100
+  training.checkpoint_every_steps = 1_000
+  training.max_checkpoints_to_keep = 3
+  training.ema_decay = 0.9995
   # How the train step computes: "float32", "tf32" (TensorFloat-32 matrix units, the
   # GPU default) or "bfloat16" (bf16 compute, float32 parameters, optimizer state and
   # loss). Evaluation and sampling always compute full float32 (pixelrnn/precision.py).
-  config.training.precision = "tf32"
+  training.precision = "tf32"
   # 0: the first step with a non-finite loss or gradient stops the run (nothing non-finite
   # is saved). N > 0: such steps leave the parameters unchanged, up to N in a row; this
   # rides through a rare spike but hides divergence longer (pixelrnn/finite_guard.py).
-  config.training.skip_nonfinite_updates = 0
+  training.skip_nonfinite_updates = 0
   # Train steps per compiled call (>= 1). The training set lives on the device and each
   # call gathers its k batches there, so a small model's step does not wait on the host
   # or on dispatch. Results are the same for every k; metrics are logged for every step;
   # evaluation, checkpoints and stop requests happen between calls.
-  config.training.steps_per_dispatch = 1
+  training.steps_per_dispatch = 1
   # Multi-scale only. "joint": one optimizer on the whole image's NLL. "separate": the
   # small network and the conditional one (with its conditioning network) each get
   # their own optimizer state and gradient clipping, on their own part's NLL per
   # scored sub-pixel, as if trained apart (the parts share no parameters).
-  config.training.multiscale_objective = "joint"
+  training.multiscale_objective = "joint"
+  return training
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = "rmsprop"
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.schedule = "constant"
-  config.optimizer.warmup_steps = 0
-  config.optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
-  config.optimizer.rmsprop_decay = 0.95
-  config.optimizer.adam_b1 = 0.9
-  config.optimizer.adam_b2 = 0.999
-  config.optimizer.eps = 1e-8
-  return config
+
+def _optimizer_group() -> ml_collections.ConfigDict:
+  """The optimizer and its learning-rate schedule."""
+  optimizer = ml_collections.ConfigDict()
+  optimizer.name = "rmsprop"
+  optimizer.learning_rate = 1e-3
+  optimizer.schedule = "constant"
+  optimizer.warmup_steps = 0
+  optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
+  optimizer.rmsprop_decay = 0.95
+  optimizer.adam_b1 = 0.9
+  optimizer.adam_b2 = 0.999
+  optimizer.eps = 1e-8
+  return optimizer
 
 
 class ConfigError(errors.UserError, ValueError):
@@ -121,54 +141,6 @@ def _check_keys(config, schema, prefix: str) -> None:
   for key in schema.keys():
     if key not in config:
       raise ConfigError(f"Config is missing key {prefix}{key!r}.")
-
-
-def validation_curve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The binarized-MNIST rows' evaluation: every 5k steps on the validation split, on which
-  decisions are taken (the test split is evaluated once, when a row is recorded by
-  experiments/reproduce.py). Returns `config`, modified."""
-  config.data.eval_split = "validation"
-  config.training.eval_every_steps = 5_000
-  return config
-
-
-RECIPES = ("paper", "large_batch")
-
-
-def recipe(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
-  """`config` (a binarized-MNIST row) on recipe `name`: "paper" leaves it as it is,
-  "large_batch" is `large_batch_recipe`. The rows' config files take it as their
-  argument (`--config=configs/binarized_mnist_pixelcnn.py:large_batch`)."""
-  if name == "paper":
-    return config
-  if name == "large_batch":
-    return large_batch_recipe(config)
-  raise ConfigError(f"Unknown recipe {name!r}; valid recipes: {list(RECIPES)}.")
-
-
-def large_batch_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """`config` (a binarized-MNIST row) retrained with batch 128 on a short schedule.
-
-  The paper's recipe (batch 16, RMSProp 1e-3, constant) takes 200k steps; a GPU runs a
-  batch of 128 in about the time of a batch of 16. This recipe sees 3.84M images
-  (77 epochs) in 30k steps: Adam at 2e-3 (the batch-16 rate scaled by about the square
-  root of the batch ratio), 1k warm-up steps, then a cosine decay to zero that anneals
-  the model by the end, and an EMA of 0.999 that averages the last few thousand steps.
-  The model is unchanged. Returns `config`, modified.
-  """
-  training = config.training
-  training.batch_size = 128
-  training.num_steps = 30_000
-  training.steps_per_dispatch = 10
-  training.log_every_steps = 100
-  training.checkpoint_every_steps = 1_000
-  training.eval_every_steps = 5_000
-  training.ema_decay = 0.999
-  config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 2e-3
-  config.optimizer.schedule = "warmup_cosine"
-  config.optimizer.warmup_steps = 1_000
-  return config
 
 
 def _closest_key(key: str, section, prefix: str) -> str | None:
@@ -242,17 +214,7 @@ def _check_family_keys(group: str, section) -> None:
       )
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the bad key or value and what was expected."""
-  _check_keys(config, base_config(), "")
-  _check_choice("data.name", config.data.name, datasets.NAMES)
-  _check_choice("model.name", config.model.name, tuple(registry.MODEL_CLASSES))
-  _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
-  _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
-  _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
-  _check_choice(
-    "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
-  )
+def _check_multiscale(config) -> None:
   ms = config.model.multiscale
   _check_choice("model.multiscale.small.name", ms.small.name, tuple(registry.MODEL_CLASSES))
   if not isinstance(ms.factor, int) or isinstance(ms.factor, bool) or ms.factor < 1:
@@ -269,6 +231,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
       f"model.multiscale.embedding_layers must be an integer >= 0, got {ms.embedding_layers!r}."
     )
+
+
+def _check_positives(config) -> None:
   for group, keys in {
     "model": ("hidden_dim", "num_layers", "output_dim"),
     "model.multiscale": ("conditioning_dim",),
@@ -289,7 +254,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
       section = section[name]
     for key in keys:
       _check_positive(f"{group}.{key}", section[key])
-  for group, section in (("model", config.model), ("model.multiscale.small", ms.small)):
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the bad key or value and what was expected."""
+  _check_keys(config, base_config(), "")
+  _check_choice("data.name", config.data.name, datasets.NAMES)
+  _check_choice("model.name", config.model.name, tuple(registry.MODEL_CLASSES))
+  _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
+  _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+  _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
+  _check_choice(
+    "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
+  )
+  _check_multiscale(config)
+  _check_positives(config)
+  for group, section in (
+    ("model", config.model),
+    ("model.multiscale.small", config.model.multiscale.small),
+  ):
     _check_family_keys(group, section)
   _check_num_classes(config)
   _check_integer("training.skip_nonfinite_updates", config.training.skip_nonfinite_updates, 0)

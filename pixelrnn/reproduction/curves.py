@@ -124,6 +124,12 @@ def draw_chart(
     if len(points) <= MAX_DOTS:
       for x, y in points:
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ser.color)
+  _draw_legend(draw, series, references)
+  return image
+
+
+def _draw_legend(draw, series: list[Series], references: list[Reference]) -> None:
+  """The legend box in the top right corner: a solid line per series, dashed per reference."""
   legend = [(s.label, s.color, False) for s in series] + [
     (r.label, r.color, True) for r in references
   ]
@@ -141,7 +147,6 @@ def draw_chart(
     else:
       draw.line([x, y + 6, x + 20, y + 6], fill=color, width=2)
     draw.text((x + 26, y), label, fill="black")
-  return image
 
 
 def save_chart(path: str, *args, **kwargs) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 
-from pixelrnn import defaults
+from pixelrnn import recipes
 
 TABLE4 = "Table 4: binarized MNIST, test NLL in nats per image"
 TABLE5 = "Table 5: CIFAR-10, test NLL in bits/dim"
@@ -129,7 +129,7 @@ CONTINUE_ORDER = (
 )
 HELD_BACK: dict[str, str] = {}  # Name -> why `--rows=next` skips it, e.g. a network not decided.
 
-RECIPES = defaults.RECIPES
+RECIPES = recipes.NAMES
 LARGE_BATCH_SUFFIX = "_large_batch"
 
 

@@ -26,6 +26,52 @@ def check_observed_rows(observed_rows: int, height: int) -> None:
 
 
 @precision.full_precision
+def observed_count(
+  image_shape: tuple[int, int, int],
+  num_observed: int | None,
+  observed_pixels: int | None,
+  observed_rows: int | None,
+  observed_mask: jax.Array | None,
+) -> int:
+  """The number of observed leading sub-pixels that exactly one of `complete`'s four
+  ways of saying it gives; raises ValueError for none, several, or one out of range."""
+  h, w, c = image_shape
+  total = h * w * c
+  given = [a is not None for a in (num_observed, observed_pixels, observed_rows, observed_mask)]
+  if sum(given) != 1:
+    raise ValueError(
+      "Give exactly one of num_observed, observed_pixels, observed_rows or observed_mask."
+    )
+  if observed_pixels is not None:
+    if not 0 <= observed_pixels <= h * w:
+      raise ValueError(f"observed_pixels must be in [0, {h * w}], got {observed_pixels}.")
+    num_observed = observed_pixels * c
+  if observed_rows is not None:
+    check_observed_rows(observed_rows, h)
+    num_observed = observed_rows * w * c
+  if observed_mask is not None:
+    num_observed = _mask_prefix_length(observed_mask, image_shape)
+  if not 0 <= num_observed <= total:
+    raise ValueError(f"num_observed must be in [0, {total}], got {num_observed}.")
+  return num_observed
+
+
+def _mask_prefix_length(observed_mask: jax.Array, image_shape: tuple[int, int, int]) -> int:
+  flat = jnp.asarray(observed_mask, bool).reshape(-1)
+  if flat.shape != (image_shape[0] * image_shape[1] * image_shape[2],):
+    raise ValueError(
+      f"observed_mask must have shape {image_shape}, got {jnp.shape(observed_mask)}."
+    )
+  length = int(flat.sum())
+  if not bool(jnp.all(flat[:length])) or bool(jnp.any(flat[length:])):
+    raise ValueError(
+      "observed_mask is not a raster-order prefix: a PixelRNN/PixelCNN cannot condition "
+      "on pixels that come after the ones it generates. Observe the top rows (and a "
+      "leading part of the next row) instead."
+    )
+  return length
+
+
 def complete(
   model,
   key: jax.Array,
@@ -59,34 +105,9 @@ def complete(
   _refuse_staged(model)
   images = integer_images(images)
   n, h, w, c = images.shape
-  total = h * w * c
-  given = [a is not None for a in (num_observed, observed_pixels, observed_rows, observed_mask)]
-  if sum(given) != 1:
-    raise ValueError(
-      "Give exactly one of num_observed, observed_pixels, observed_rows or observed_mask."
-    )
-  if observed_pixels is not None:
-    if not 0 <= observed_pixels <= h * w:
-      raise ValueError(f"observed_pixels must be in [0, {h * w}], got {observed_pixels}.")
-    num_observed = observed_pixels * c
-  if observed_rows is not None:
-    check_observed_rows(observed_rows, h)
-    num_observed = observed_rows * w * c
-  if observed_mask is not None:
-    flat = jnp.asarray(observed_mask, bool).reshape(-1)
-    if flat.shape != (total,):
-      raise ValueError(
-        f"observed_mask must have shape {(h, w, c)}, got {jnp.shape(observed_mask)}."
-      )
-    num_observed = int(flat.sum())
-    if not bool(jnp.all(flat[:num_observed])) or bool(jnp.any(flat[num_observed:])):
-      raise ValueError(
-        "observed_mask is not a raster-order prefix: a PixelRNN/PixelCNN cannot condition "
-        "on pixels that come after the ones it generates. Observe the top rows (and a "
-        "leading part of the next row) instead."
-      )
-  if not 0 <= num_observed <= total:
-    raise ValueError(f"num_observed must be in [0, {total}], got {num_observed}.")
+  num_observed = observed_count(
+    (h, w, c), num_observed, observed_pixels, observed_rows, observed_mask
+  )
   repeated = jnp.repeat(images.astype(jnp.int32), num_completions, axis=0)
   if conditioning is not None:
     conditioning = jnp.repeat(conditioning, num_completions, axis=0)

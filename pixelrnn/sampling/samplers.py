@@ -115,6 +115,19 @@ def has_cached_sampler(model) -> bool:
 
 
 @precision.full_precision
+def _observed_cache(model, images: jax.Array, num_pixels: int, conditioning):
+  """The model's cache after its step ran at the first `num_pixels` pixels of `images`
+  (B, H, W, C), each once, in raster order."""
+  width = images.shape[2]
+
+  def observe(p, cache):
+    i, j = jnp.divmod(p, width)
+    return model.step(cache, images, i, j, conditioning)[1]
+
+  initial = model.init_cache(images.shape[0], images.shape[1:])
+  return jax.lax.fori_loop(0, num_pixels, observe, initial)
+
+
 def sample_cached(
   model,
   key: jax.Array,
@@ -154,13 +167,7 @@ def sample_cached(
   h, w, c = image_shape
   num_levels = model.num_levels
 
-  def observe(p, cache):
-    i, j = jnp.divmod(p, w)
-    return model.step(cache, images, i, j, conditioning)[1]
-
-  cache = jax.lax.fori_loop(
-    0, num_observed // c, observe, model.init_cache(num_samples, image_shape)
-  )
+  cache = _observed_cache(model, images, num_observed // c, conditioning)
 
   def body(n, carry):
     current, cache, logits_log = carry
