@@ -87,3 +87,23 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
   assert find_cycle(graph) == ["a", "b", "c", "a"]
   (tmp_path / "c.py").write_text("def f():\n  return 1\n")
   assert find_cycle(package_imports(tmp_path, "pkg")) is None
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
+
+
+def test_every_module_of_the_package_is_short_and_so_is_every_function():
+  too_long = []
+  launch = PACKAGE.parent / "launch.py"
+  for path in sorted([*PACKAGE.rglob("*.py"), *([launch] if launch.exists() else [])]):
+    source = path.read_text()
+    if len(source.splitlines()) > MAX_MODULE_LINES:
+      too_long.append(f"{path.name}: {len(source.splitlines())} lines")
+    for node in ast.walk(ast.parse(source)):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        length = node.end_lineno - node.lineno + 1
+        if length > MAX_FUNCTION_LINES:
+          too_long.append(f"{path.name}:{node.lineno} {node.name}: {length} lines")
+  assert not too_long, (
+    f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {too_long}"
+  )
