@@ -9,7 +9,7 @@ the device kind, precision, batch size and steps per dispatch, the process's pea
 so far, and the ratio of its step time to the first run's (so compare in one run).
 `--steps_per_dispatch=0,1,10` times the host-fed one-step loop (0) beside the
 device-resident loop at k = 1 and 10. `--pallas_lstm=false,true` times a recurrent
-model's jnp scan beside its Pallas kernel (pixelrnn/lstm_kernel.py; on a CPU the kernel
+model's jnp scan beside its Pallas kernel (pixelrnn/layers/lstm_kernel.py; on a CPU the kernel
 runs in interpret mode, which says nothing about its speed). With `--torch` (and torch installed) each
 PixelCNN config is also timed in PyTorch (experiments/torch_pixelcnn.py) in the same
 process. Batches are random images of the dataset's shape and levels, so no dataset is

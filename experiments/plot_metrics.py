@@ -6,7 +6,7 @@
 Reads workdir/metrics.jsonl; plots `nll_nats` (or --metric) of the train rows and of the
 eval rows on a linear axis. The first steps of a run (hundreds of nats) are clipped at
 --y_max, by default the first evaluation's value, so that the axis shows the end of the
-curve; --paper draws a reference line. Uses Pillow only (`pixelrnn/curves.py`).
+curve; --paper draws a reference line. Uses Pillow only (`pixelrnn/reproduction/curves.py`).
 """
 
 import os

@@ -1,6 +1,6 @@
 """A PyTorch PixelCNN equal to pixelrnn's, to time our train step against PyTorch's.
 
-Same network (`pixelrnn/pixelcnn.py`: 7x7 mask-A input layer, residual blocks of
+Same network (`pixelrnn/models/pixelcnn.py`: 7x7 mask-A input layer, residual blocks of
 1x1 -> 3x3 mask-B -> 1x1, the two 1x1 layers of the output head, the R, G, B masks of
 `pixelrnn.masks`), loss (mean NLL per sub-pixel), optimizer with gradient clipping, and
 EMA of the parameters, so one step does the same work. `load_jax_params` copies our

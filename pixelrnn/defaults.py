@@ -55,9 +55,9 @@ def _model_group() -> ml_collections.ConfigDict:
   # recurrent models' residual, skip and pallas_lstm).
   model.update(registry.family_key_defaults())
   # > 0: a class-conditional model of a labelled dataset (`datasets.NUM_CLASSES`): every
-  # layer adds a projection of the image's one-hot label (pixelrnn/conditioning.py).
+  # layer adds a projection of the image's one-hot label (pixelrnn/layers/conditioning.py).
   model.num_classes = 0
-  # Multi-scale model (pixelrnn/multiscale.py): with factor f >= 2 the model above is the
+  # Multi-scale model (pixelrnn/models/multiscale.py): with factor f >= 2 the model above is the
   # large, conditional network and `small` models the (H/f, W/f) subsample first.
   model.multiscale = ml_collections.ConfigDict()
   model.multiscale.factor = 1  # 1: single-scale.
@@ -85,11 +85,11 @@ def _training_group() -> ml_collections.ConfigDict:
   training.ema_decay = 0.9995
   # How the train step computes: "float32", "tf32" (TensorFloat-32 matrix units, the
   # GPU default) or "bfloat16" (bf16 compute, float32 parameters, optimizer state and
-  # loss). Evaluation and sampling always compute full float32 (pixelrnn/precision.py).
+  # loss). Evaluation and sampling always compute full float32 (pixelrnn/training/precision.py).
   training.precision = "tf32"
   # 0: the first step with a non-finite loss or gradient stops the run (nothing non-finite
   # is saved). N > 0: such steps leave the parameters unchanged, up to N in a row; this
-  # rides through a rare spike but hides divergence longer (pixelrnn/finite_guard.py).
+  # rides through a rare spike but hides divergence longer (pixelrnn/training/finite_guard.py).
   training.skip_nonfinite_updates = 0
   # Train steps per compiled call (>= 1). The training set lives on the device and each
   # call gathers its k batches there, so a small model's step does not wait on the host

@@ -12,7 +12,7 @@ from flax import nnx
 
 from pixelrnn import defaults
 from pixelrnn.data import loading as data_lib
-from pixelrnn.models import multiscale
+from pixelrnn.models import multiscale, registry
 from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.models.pixelcnn import PixelCNN
 from pixelrnn.models.row_lstm import RowLSTM
@@ -122,7 +122,7 @@ def test_the_multiscale_sampler_lowers_to_full_float32():
   config.hidden_dim, config.num_layers, config.output_dim = 4, 1, 8
   config.multiscale.factor, config.multiscale.conditioning_dim = 2, 4
   config.multiscale.small.hidden_dim, config.multiscale.small.num_layers = 4, 1
-  model, params = train.models.build(config, image_shape=(4, 4, 1), num_levels=2, seed=0)
+  model, params = registry.build(config, image_shape=(4, 4, 1), num_levels=2, seed=0)
   network = model.merged(params)
   with jax.default_matmul_precision("tensorfloat32"):
     assert_full_precision(

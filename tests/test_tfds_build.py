@@ -76,8 +76,8 @@ def test_a_file_of_the_right_size_but_other_bytes_is_refused_by_its_sha256(tmp_p
 BUILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from pixelrnn import data
-    images = data.load_tfds("mnist", "test", data_dir=sys.argv[1], manual_dir=sys.argv[2]).images
+    from pixelrnn.data import loading
+    images = loading.load_tfds("mnist", "test", data_dir=sys.argv[1], manual_dir=sys.argv[2]).images
     print(images.shape[0], int(images.astype(np.int64).sum()))
 """)
 
