@@ -12,6 +12,8 @@ from conftest import REPO_ROOT
 from pixelrnn import cli
 from pixelrnn.reproduction import paper_rows, piece_log
 from pixelrnn.training import train
+from pixelrnn.training import trainer as trainer_lib
+from pixelrnn.workdir import metric_writers
 
 ROWS_DIR = "experiments/rows"
 
@@ -76,6 +78,27 @@ def test_a_committed_row_restores_at_the_step_of_its_last_piece(row_name, tmp_pa
   _, state = train.restore_latest(config, str(workdir))
   (step,) = {f.split("/")[1] for f in ROWS[row_name] if f.startswith("checkpoints/")}
   assert int(state.step) == int(step) == piece_log.read_pieces(str(workdir))[-1]["to_step"]
+
+
+def test_a_committed_row_continues_with_this_version_of_the_code(row_name, tmp_path, monkeypatch):
+  # Rows committed by an earlier version (before a refactoring, say) must train on:
+  # their recorded config still matches and their parameter tree still restores.
+  archive = git("archive", "--format=tar", "HEAD", f"{ROWS_DIR}/{row_name}", text=False)
+  tarfile.open(fileobj=io.BytesIO(archive)).extractall(tmp_path, filter="data")
+  workdir = tmp_path / ROWS_DIR / row_name
+  row = {r.name: r for r in paper_rows.all_rows()}[row_name]
+  config = cli.load_config(str(REPO_ROOT / row.config))
+  start = piece_log.read_pieces(str(workdir))[-1]["to_step"]
+  config.training.num_steps = start + 2
+  # What is checked is the continuation, not the evaluation of the whole split at its end.
+  monkeypatch.setattr(
+    trainer_lib.Trainer, "evaluate", lambda self, *args: {"nll_nats": 1.0, "bits_per_dim": 1.0}
+  )
+  train.train_and_evaluate(config, str(workdir), progress=False)
+  _, state = train.restore_latest(config, str(workdir))
+  assert int(state.step) == start + 2
+  logged = [r["step"] for r in metric_writers.read_metrics(str(workdir)) if r["split"] == "train"]
+  assert logged[-1] == start + 2 and max(logged[:-1]) <= start
 
 
 @pytest.mark.skipif(not is_git_checkout(), reason="not a git checkout: .gitignore is not in use")
