@@ -26,11 +26,8 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from pixelrnn import cli, pretrained
-from pixelrnn.sampling import figures
-from pixelrnn.training import distributed, stopping, train
-
-MODES = ("train", "eval", "sample", "inpaint")
+from pixelrnn import cli, modes, pretrained
+from pixelrnn.training import distributed, stopping
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -53,7 +50,7 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
   "mode",
   "train",
-  MODES,
+  modes.MODES,
   "train: train (resuming) and evaluate; "
   "eval: evaluate the latest checkpoint's EMA parameters; "
   "sample: write a PNG grid of samples from them; "
@@ -123,6 +120,17 @@ def check_sources() -> None:
     )
 
 
+def figure_options() -> modes.FigureOptions:
+  return modes.FigureOptions(
+    num_samples=FLAGS.num_samples,
+    label=FLAGS.label,
+    num_completions=FLAGS.num_completions,
+    observed_rows=FLAGS.observed_rows,
+    temperature=FLAGS.temperature,
+    seed=FLAGS.seed,
+  )
+
+
 def main(argv):
   del argv  # cli.run refuses positional arguments.
   check_sources()
@@ -131,77 +139,19 @@ def main(argv):
     if FLAGS.distributed or any(value is not None for value in cluster):
       distributed.initialize(*cluster, timeout_s=FLAGS.distributed_timeout_s)
     if FLAGS.pretrained is not None:
-      run_pretrained(pretrained.load(FLAGS.pretrained), FLAGS.workdir or os.getcwd())
+      loaded = pretrained.load(FLAGS.pretrained)
+      out_dir = FLAGS.workdir or os.getcwd()
+      result = modes.run_pretrained(FLAGS.mode, loaded, out_dir, figure_options())
     else:
-      run(FLAGS.config, FLAGS.workdir)
+      result = modes.run_workdir(
+        FLAGS.mode, FLAGS.config, FLAGS.workdir, figure_options(), FLAGS.samples_after_training
+      )
+    distributed.primary_only(print)(json.dumps(result))
   except stopping.TrainingStopped as stopped:
     print(stopped, file=sys.stderr)
-    # 128 + the signal's number: the shell's status for a process ended by it, so a
-    # scheduler sees that the run did not finish (and may requeue it).
-    signum = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}.get(stopped.reason)
-    sys.exit(1 if signum is None else 128 + signum)
+    sys.exit(modes.exit_status(stopped))
   except KeyboardInterrupt:
     sys.exit(128 + signal.SIGINT)  # What was saved, if anything, has been said.
-
-
-def write_figure(config, workdir: str, source=None, prefix: str = "") -> dict:
-  """--mode=sample or inpaint: the figure of the EMA parameters in workdir, or `source`'s."""
-  if FLAGS.mode == "sample":
-    path = os.path.join(workdir, f"{prefix}samples_{source[2]}.png") if prefix else None
-    return figures.write_samples(
-      config,
-      workdir,
-      num_samples=FLAGS.num_samples,
-      temperature=FLAGS.temperature,
-      seed=FLAGS.seed,
-      label=FLAGS.label,
-      path=path,
-      source=source,
-    )
-  path = os.path.join(workdir, f"{prefix}completions_{source[2]}.png") if prefix else None
-  return figures.write_completions(
-    config,
-    workdir,
-    num_images=FLAGS.num_samples,
-    num_completions=FLAGS.num_completions,
-    observed_rows=FLAGS.observed_rows,
-    temperature=FLAGS.temperature,
-    seed=FLAGS.seed,
-    path=path,
-    source=source,
-  )
-
-
-def run_pretrained(loaded: pretrained.Loaded, out_dir: str) -> None:
-  """--pretrained: evaluates (on the test split) or draws the figures of a pretrained model."""
-  config = loaded.config
-  config.data.eval_split = "test"
-  if FLAGS.mode == "eval":
-    result = {
-      "eval_split": "test",
-      **train.evaluate_params(config, loaded.params),
-      "step": loaded.step,
-    }
-  else:
-    os.makedirs(out_dir, exist_ok=True)
-    result = write_figure(config, out_dir, loaded.source(), prefix=f"{loaded.name}_")
-  print(json.dumps({"mode": FLAGS.mode, "pretrained": loaded.name, **result}))
-
-
-def run(config, workdir: str) -> None:
-  if FLAGS.mode in ("sample", "inpaint"):
-    result = write_figure(config, workdir)
-  elif FLAGS.mode == "train":
-    with stopping.StopRequests() as stop_requests:
-      metrics = train.train_and_evaluate(config, workdir, should_stop=stop_requests)
-    result = {"eval_split": config.data.eval_split, **metrics}
-    if FLAGS.samples_after_training > 0:
-      samples = figures.write_samples(config, workdir, num_samples=FLAGS.samples_after_training)
-      distributed.primary_only(print)(f"Samples: {samples['png']}")
-      result["samples_png"] = samples["png"]
-  else:
-    result = {"eval_split": config.data.eval_split, **train.evaluate_checkpoint(config, workdir)}
-  distributed.primary_only(print)(json.dumps({"mode": FLAGS.mode, **result}))
 
 
 if __name__ == "__main__":

@@ -472,4 +472,4 @@ def torch_pixelcnn_rows(config, warmup_steps: int, timed_steps: int) -> list[dic
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

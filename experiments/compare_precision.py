@@ -17,6 +17,8 @@ import platform
 import launch_runs  # experiments/launch_runs.py
 from absl import app, flags
 
+from pixelrnn import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
 flags.DEFINE_string("output", None, "JSONL file the results are appended to.")
@@ -67,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -117,5 +117,7 @@ def run(main: Callable[[list[str]], None]) -> None:
       main(argv)
     except errors.UserError as e:
       fail(str(e), e.exit_status)
+    except app.UsageError as e:  # What a script raises for a bad flag combination.
+      fail(str(e))
 
   app.run(guarded, flags_parser=_parse_flags)
