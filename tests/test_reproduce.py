@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO_ROOT, tiny_config_file
 from PIL import Image
 
-from pixelrnn.reproduction import paper_rows, piece_log, tables
+from pixelrnn.reproduction import paper_rows, piece_log, runner, tables
 from pixelrnn.training import stopping
 from pixelrnn.training import trainer as trainer_lib
 from pixelrnn.workdir import checkpoints, metric_writers
@@ -41,7 +41,7 @@ def tiny_row(tmp_path):
 
 
 def restored_state(row, workroot):
-  config = reproduce.load_config(row)
+  config = runner.load_config(row)
   trainer = trainer_lib.Trainer(config, (28, 28, 1), 2, trainer_lib.make_mesh())
   manager = checkpoints.manager(str(workroot / row.name), config)
   return jax.device_get(checkpoints.restore(manager, trainer.abstract_state()))
@@ -51,7 +51,7 @@ def run_piece(row, workroot, steps=None, command="piece"):
   """One piece of `row` as reproduce.main runs it: at most `steps` steps, then only the
   latest checkpoint kept. Returns the record, or None when the piece stopped early."""
   try:
-    return reproduce.run_row(
+    return runner.run_row(
       row,
       str(workroot),
       str(workroot / "results"),
@@ -62,13 +62,13 @@ def run_piece(row, workroot, steps=None, command="piece"):
   except stopping.TrainingStopped:
     return None
   finally:
-    reproduce.keep_latest_checkpoint(str(workroot / row.name))
+    runner.keep_latest_checkpoint(str(workroot / row.name))
 
 
 def test_a_row_run_in_two_step_pieces_equals_one_run_and_is_recorded(tmp_path, tiny_row):
   pieces, whole = tmp_path / "pieces", tmp_path / "whole"
   with pytest.raises(stopping.TrainingStopped, match="step budget of 2 spent.*at step 2"):
-    reproduce.run_row(
+    runner.run_row(
       tiny_row,
       str(pieces),
       str(pieces / "results"),
@@ -77,7 +77,7 @@ def test_a_row_run_in_two_step_pieces_equals_one_run_and_is_recorded(tmp_path, t
       progress=False,
     )
   assert paper_rows.read_record(str(pieces / "results"), tiny_row) is None
-  record = reproduce.run_row(
+  record = runner.run_row(
     tiny_row,
     str(pieces),
     str(pieces / "results"),
@@ -85,7 +85,7 @@ def test_a_row_run_in_two_step_pieces_equals_one_run_and_is_recorded(tmp_path, t
     command="second",
     progress=False,
   )
-  reference = reproduce.run_row(
+  reference = runner.run_row(
     tiny_row,
     str(whole),
     str(whole / "results"),
@@ -144,7 +144,7 @@ def test_the_pieces_log_is_written_at_every_checkpoint_and_a_killed_piece_keeps_
     return "test stop" if step == 3 else None
 
   with pytest.raises(stopping.TrainingStopped):
-    reproduce.run_row(
+    runner.run_row(
       tiny_row,
       str(tmp_path),
       str(tmp_path / "results"),
@@ -195,7 +195,7 @@ def test_a_row_committed_to_git_continues_from_a_fresh_clone_as_one_run(
   scratch.mkdir()
   git(scratch, "init", "-q")
   (scratch / ".gitignore").write_text((REPO_ROOT / ".gitignore").read_text())
-  monkeypatch.setattr(reproduce, "REPO", str(scratch))
+  monkeypatch.setattr(runner, "REPO", str(scratch))
   workroot = scratch / "experiments" / "rows"
   assert run_piece(tiny_row, workroot, steps=3) is None
   workdir = workroot / tiny_row.name
@@ -203,7 +203,7 @@ def test_a_row_committed_to_git_continues_from_a_fresh_clone_as_one_run(
   (workdir / "checkpoints" / "9.orbax-checkpoint-tmp-123").mkdir()
   (scratch / "experiments" / "results").mkdir()
   (scratch / "experiments" / "results" / "paper_tables.md").write_text("the table\n")
-  instructions = reproduce.commit_instructions(
+  instructions = runner.commit_instructions(
     tiny_row, str(workdir), str(scratch / "experiments" / "results"), 3, finished=False
   )
   command = instructions.splitlines()[-1].strip()
@@ -354,12 +354,12 @@ def test_the_large_batch_recipe_covers_the_mnist_rows_with_their_own_names_and_c
   ]
   for row, paper_row in zip(rows, paper_rows.ROWS):
     assert (row.paper, row.unit, row.table) == (paper_row.paper, paper_row.unit, paper_row.table)
-    config = reproduce.load_config(row)
+    config = runner.load_config(row)
     assert config.training.batch_size >= 128
-    assert config.model == reproduce.load_config(paper_row).model
-  assert reproduce.selected_rows(["bmnist_row_lstm"], "large_batch", "unused") == [rows[1]]
-  with pytest.raises(reproduce.RowError, match="cifar10_pixelcnn.*large_batch"):
-    reproduce.selected_rows(["cifar10_pixelcnn"], "large_batch", "unused")
+    assert config.model == runner.load_config(paper_row).model
+  assert runner.selected_rows(["bmnist_row_lstm"], "large_batch", "unused") == [rows[1]]
+  with pytest.raises(runner.RowError, match="cifar10_pixelcnn.*large_batch"):
+    runner.selected_rows(["cifar10_pixelcnn"], "large_batch", "unused")
 
 
 def test_an_unreadable_checkpoint_names_the_git_history_that_holds_the_previous_one(
@@ -370,7 +370,7 @@ def test_an_unreadable_checkpoint_names_the_git_history_that_holds_the_previous_
   for array_file in step_dir.rglob("*"):
     if array_file.is_file() and array_file.parent.name == "d":
       array_file.write_bytes(b"")  # Truncated, as by a full disk.
-  with pytest.raises(reproduce.RowError) as raised:
+  with pytest.raises(runner.RowError) as raised:
     run_piece(tiny_row, tmp_path)
   message = str(raised.value)
   assert message.startswith(f"Checkpoint 2 in {step_dir.parent}")
