@@ -66,7 +66,7 @@ def run_pretrained(
   if mode == "eval":
     result = {
       "eval_split": "test",
-      **train.evaluate_params(config, loaded.params),
+      **train.evaluate_params(config, loaded.params, validated=True),  # By pretrained.load.
       "step": loaded.step,
     }
   else:
@@ -87,7 +87,11 @@ def run_workdir(
       metrics = train.train_and_evaluate(config, workdir, should_stop=stop_requests)
     result = {"eval_split": config.data.eval_split, **metrics}
     if samples_after_training > 0:
-      samples = figures.write_samples(config, workdir, num_samples=samples_after_training)
+      # The config was validated by the training: the grid's restore need not again.
+      source = train.load_ema_params(config, workdir, validated=True)
+      samples = figures.write_samples(
+        config, workdir, num_samples=samples_after_training, source=source
+      )
       distributed.primary_only(print)(f"Samples: {samples['png']}")
       result["samples_png"] = samples["png"]
   else:

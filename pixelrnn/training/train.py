@@ -108,13 +108,16 @@ def open_run(
 
 
 def restore_latest(
-  config: ml_collections.ConfigDict, workdir: str, *, devices=None
+  config: ml_collections.ConfigDict, workdir: str, *, devices=None, validated: bool = False
 ) -> tuple[Trainer, steps.TrainState]:
-  """A Trainer for `config` and workdir's latest checkpoint, checked against the config.
+  """A Trainer for `config` and workdir's latest checkpoint, checked against the config
+  (validated first unless `validated` says an earlier entry point of the same command
+  did, as training does before the samples drawn at its end).
 
   Needs no dataset: the image shape and levels come from `datasets.IMAGE_SPECS`.
   """
-  defaults.validate(config)
+  if not validated:
+    defaults.validate(config)
   distributed.check_same_config(config.to_json(sort_keys=True))
   checkpoints.check_workdir(workdir)
   checkpoints.require_checkpoints(workdir)
@@ -133,9 +136,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *, devi
   return {**_evaluate_on_split(trainer, state.ema_params), "step": int(state.step)}
 
 
-def evaluate_params(config: ml_collections.ConfigDict, params: nnx.State, *, devices=None) -> dict:
-  """Evaluates `params` (unplaced, e.g. a pretrained model's) on the eval split."""
-  defaults.validate(config)
+def evaluate_params(
+  config: ml_collections.ConfigDict, params: nnx.State, *, devices=None, validated: bool = False
+) -> dict:
+  """Evaluates `params` (unplaced, e.g. a pretrained model's) on the eval split; the
+  config is validated first unless `validated` (e.g. by `pretrained.load`)."""
+  if not validated:
+    defaults.validate(config)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   trainer = Trainer(config, image_shape, num_levels, make_mesh(devices))
   return _evaluate_on_split(trainer, trainer.replicate(params))
@@ -146,10 +153,13 @@ def _evaluate_on_split(trainer: Trainer, params: nnx.State) -> dict:
   return trainer.evaluate(params, data.images, trainer.labels(data))
 
 
-def load_ema_params(config: ml_collections.ConfigDict, workdir: str):
-  """The model and EMA parameters of workdir's latest checkpoint, for sampling.
+def load_ema_params(config: ml_collections.ConfigDict, workdir: str, *, validated: bool = False):
+  """The model and EMA parameters of workdir's latest checkpoint, for sampling
+  (`validated` as for `restore_latest`).
 
   Returns (FunctionalModel, ema_params, step, (H, W, C), K).
   """
-  trainer, state = restore_latest(config, workdir, devices=jax.local_devices()[:1])
+  trainer, state = restore_latest(
+    config, workdir, devices=jax.local_devices()[:1], validated=validated
+  )
   return (trainer.model, state.ema_params, int(state.step), trainer.image_shape, trainer.num_levels)
