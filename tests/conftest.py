@@ -80,3 +80,11 @@ def short_adam_run(config, num_steps: int):
   training.eval_batch_size, training.ema_decay = 1000, 0.99
   config.optimizer.name, config.optimizer.learning_rate = "adam", 2e-3
   return config
+
+
+def truncate_arrays(step_dir: pathlib.Path) -> None:
+  """Empties every array file of a checkpoint folder, as a full disk or a killed copy does."""
+  truncated = [f for f in step_dir.rglob("*") if f.is_file() and f.parent.name == "d"]
+  for array_file in truncated:
+    array_file.write_bytes(b"")
+  assert truncated

@@ -3,7 +3,7 @@ import math
 import jax
 import numpy as np
 import pytest
-from conftest import short_adam_run
+from conftest import short_adam_run, truncate_arrays
 
 from pixelrnn import defaults
 from pixelrnn.data import batching
@@ -127,14 +127,6 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_without_repeating_steps(
   assert_same_state(restored(tiny_config(12), straight_run), restored(tiny_config(12), crashed))
   steps = [r["step"] for r in metric_writers.read_metrics(crashed) if r["split"] == "train"]
   assert steps == list(range(1, 13)), "steps 7 and 8 must be logged once"
-
-
-def truncate_arrays(step_dir):
-  """Empties every array file of a checkpoint folder, as a full disk or a killed copy does."""
-  truncated = [f for f in step_dir.rglob("*") if f.is_file() and f.parent.name == "d"]
-  for array_file in truncated:
-    array_file.write_bytes(b"")
-  assert truncated
 
 
 def test_a_corrupt_latest_checkpoint_is_named_kept_and_the_newest_intact_one_used(
