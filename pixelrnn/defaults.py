@@ -12,7 +12,7 @@ import difflib
 import ml_collections
 from ml_collections import config_dict
 
-from pixelrnn import errors
+from pixelrnn import distributions, errors
 from pixelrnn.data import datasets
 from pixelrnn.models import registry
 from pixelrnn.training import precision
@@ -51,6 +51,8 @@ def _model_group() -> ml_collections.ConfigDict:
   model.hidden_dim = 16  # h: layers carry 2h features.
   model.num_layers = 7  # Residual blocks (PixelCNN) or recurrent layers.
   model.output_dim = 32  # Width of the hidden 1x1 output layer.
+  model.likelihood = "softmax"  # Or "logistic_mixture" (8-bit): pixelrnn/distributions.py.
+  model.num_mixtures = 10  # The mixture's components per pixel.
   # The keys model families declare (`config_defaults` of their classes, e.g. the
   # recurrent models' residual, skip and pallas_lstm).
   model.update(registry.family_key_defaults())
@@ -214,6 +216,18 @@ def _check_family_keys(group: str, section) -> None:
       )
 
 
+def _check_likelihood(config) -> None:
+  model = config.model
+  try:
+    distributions.from_config(model, datasets.IMAGE_SPECS[config.data.name][1])
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  if model.likelihood not in (supported := registry.likelihoods_of(model.name)):
+    raise ConfigError(f"model.likelihood={model.likelihood!r}: {model.name} has {supported}.")
+  if model.likelihood != "softmax" and model.multiscale.factor > 1:
+    raise ConfigError(f"model.likelihood={model.likelihood!r} needs model.multiscale.factor=1.")
+
+
 def _check_multiscale(config) -> None:
   ms = config.model.multiscale
   _check_choice("model.multiscale.small.name", ms.small.name, tuple(registry.MODEL_CLASSES))
@@ -268,6 +282,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
   )
   _check_multiscale(config)
+  _check_likelihood(config)
   _check_positives(config)
   for group, section in (
     ("model", config.model),

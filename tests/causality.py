@@ -156,3 +156,27 @@ def strictly_before(h: int, w: int, c: int) -> np.ndarray:
   """bool (H,W,C,H,W,C): input sub-pixel strictly before the output sub-pixel."""
   order = raster_order(h, w, c)
   return order[:, :, :, None, None, None] > order[None, None, None]
+
+
+def pixel_dependency_pattern(fn, x: jax.Array, seed: int = 0) -> np.ndarray:
+  """Which input sub-pixels each output pixel depends on, for a model whose outputs
+  (B, H, W, P) describe whole pixels: bool (B, H, W, B, H, W, C)."""
+  pattern = dependency_pattern(lambda v: fn(v)[:, :, :, None, :], x, seed)
+  return pattern[:, :, :, 0]
+
+
+def assert_pixel_causal(pattern: np.ndarray) -> None:
+  """Fails if an output pixel (B, H, W) depends on any channel of its own pixel, of a
+  later pixel, or of another image: `pattern` from `pixel_dependency_pattern`."""
+  b, h, w = pattern.shape[:3]
+  order = np.arange(h * w).reshape(h, w)
+  at_or_after = order[:, :, None, None] <= order[None, None]  # (H, W, H, W)
+  same_image = np.eye(b, dtype=bool)[:, None, None, :, None, None]
+  forbidden = np.where(same_image, at_or_after[None, :, :, None], True)[..., None]
+  bad = pattern & forbidden
+  if bad.any():
+    idx = tuple(int(v) for v in np.argwhere(bad)[0])
+    raise AssertionError(
+      f"{bad.sum()} forbidden dependencies, e.g. output pixel (b,i,j)={idx[:3]} "
+      f"depends on input (b,i,j,c)={idx[3:]}."
+    )

@@ -15,7 +15,7 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
   config.model.hiden_dim = 3
   with pytest.raises(
     defaults.ConfigError,
-    match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'multiscale', 'name', 'num_classes', 'num_layers', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]",
+    match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'likelihood', 'multiscale', 'name', 'num_classes', 'num_layers', 'num_mixtures', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]",
   ):
     defaults.validate(config)
 

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pixelrnn import likelihood
+from pixelrnn import distributions, likelihood
 from pixelrnn.layers import conditioning as conditioning_lib
 from pixelrnn.layers import masks, output_head
 from pixelrnn.layers.causal_conv import CausalConv
@@ -198,18 +198,20 @@ class GatedPixelCNN(nnx.Module):
     conditioning_dim: int = 0,
     first_kernel_size: int = 7,
     kernel_size: int = 3,
+    distribution=None,
   ):
     if num_layers < 1:
       raise ValueError(f"A Gated PixelCNN needs num_layers >= 1, got {num_layers}.")
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
+    self.distribution = distribution or distributions.Softmax(num_levels)
     self.layers = nnx.List(
       [
         GatedLayer(
           num_channels if layer == 0 else hidden_dim,
           hidden_dim,
           first_kernel_size if layer == 0 else kernel_size,
-          num_channels=num_channels,
+          num_channels=self.distribution.mask_groups(num_channels),
           first=layer == 0,
           conditioning_dim=conditioning_dim,
           rngs=rngs,
@@ -218,7 +220,11 @@ class GatedPixelCNN(nnx.Module):
       ]
     )
     self.head = output_head.OutputHead(
-      2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+      2 * hidden_dim,
+      output_dim,
+      num_channels=num_channels,
+      distribution=self.distribution,
+      rngs=rngs,
     )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:

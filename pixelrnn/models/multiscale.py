@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pixelrnn import likelihood
+from pixelrnn import distributions, likelihood
 from pixelrnn.layers.conditioning import ConditioningNetwork
 from pixelrnn.sampling import completion, samplers
 from pixelrnn.training import precision
@@ -136,7 +136,7 @@ def nll_terms(model: nnx.Module, images: jax.Array) -> dict[str, jax.Array]:
   """Per-image NLL terms (B,) of any model; single-scale models have only "nll"."""
   if isinstance(model, MultiScale):
     return model.nll_terms(images)
-  return {"nll": likelihood.nll_per_image(model(images), images)}
+  return {"nll": distributions.of(model).nll_per_image(model(images), images)}
 
 
 @precision.full_precision

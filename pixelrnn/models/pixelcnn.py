@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from pixelrnn import likelihood
+from pixelrnn import distributions, likelihood
 from pixelrnn.layers import conditioning as conditioning_lib
 from pixelrnn.layers import output_head
 from pixelrnn.layers.masks import MaskedConv
@@ -72,23 +72,28 @@ class PixelCNN(nnx.Module):
     output_dim: int,
     rngs: nnx.Rngs,
     conditioning_dim: int = 0,
+    distribution=None,
   ):
     self.num_levels = num_levels
     self.conditioning_dim = conditioning_dim
+    self.distribution = distribution or distributions.Softmax(num_levels)
+    groups = self.distribution.mask_groups(num_channels)
     self.input_conv = MaskedConv(
-      num_channels, 2 * hidden_dim, (7, 7), num_channels=num_channels, mask_type="A", rngs=rngs
+      num_channels, 2 * hidden_dim, (7, 7), num_channels=groups, mask_type="A", rngs=rngs
     )
     self.blocks = nnx.List(
       [
-        ResidualBlock(
-          hidden_dim, num_channels=num_channels, rngs=rngs, conditioning_dim=conditioning_dim
-        )
+        ResidualBlock(hidden_dim, num_channels=groups, rngs=rngs, conditioning_dim=conditioning_dim)
         for _ in range(num_layers)
       ]
     )
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, 2 * hidden_dim, rngs)
     self.head = output_head.OutputHead(
-      2 * hidden_dim, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+      2 * hidden_dim,
+      output_dim,
+      num_channels=num_channels,
+      distribution=self.distribution,
+      rngs=rngs,
     )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:

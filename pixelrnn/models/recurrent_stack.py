@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pixelrnn import likelihood
+from pixelrnn import distributions, likelihood
 from pixelrnn.layers import conditioning as conditioning_lib
 from pixelrnn.layers import output_head
 from pixelrnn.layers.masks import MaskedConv
@@ -72,15 +72,18 @@ class RecurrentStack(nnx.Module):
     rngs: nnx.Rngs,
     conditioning_dim: int = 0,
     pallas_lstm: bool = False,
+    distribution=None,
   ):
     self.num_levels = num_levels
+    self.distribution = distribution or distributions.Softmax(num_levels)
+    groups = self.distribution.mask_groups(num_channels)
     self.conditioning_dim = conditioning_dim
     self.residual = residual
     self.skip = skip
     self.layout = tuple(int(axis) for axis in layer_factory.layout)
     features = 2 * hidden_dim
     self.input_conv = MaskedConv(
-      num_channels, features, (7, 7), num_channels=num_channels, mask_type="A", rngs=rngs
+      num_channels, features, (7, 7), num_channels=groups, mask_type="A", rngs=rngs
     )
     self.input_conditioning = conditioning_lib.projection(conditioning_dim, features, rngs)
     self.layers = nnx.List(
@@ -88,7 +91,7 @@ class RecurrentStack(nnx.Module):
         layer_factory(
           features,
           hidden_dim,
-          num_channels=num_channels,
+          num_channels=groups,
           conditioning_dim=conditioning_dim,
           pallas_lstm=pallas_lstm,
           rngs=rngs,
@@ -98,14 +101,12 @@ class RecurrentStack(nnx.Module):
     )
     self.projections = nnx.List(
       [
-        MaskedConv(
-          hidden_dim, features, (1, 1), num_channels=num_channels, mask_type="B", rngs=rngs
-        )
+        MaskedConv(hidden_dim, features, (1, 1), num_channels=groups, mask_type="B", rngs=rngs)
         for _ in range(num_layers)
       ]
     )
     self.head = output_head.OutputHead(
-      features, output_dim, num_channels=num_channels, num_levels=num_levels, rngs=rngs
+      features, output_dim, num_channels=num_channels, distribution=self.distribution, rngs=rngs
     )
 
   def __call__(self, images: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from pixelrnn import likelihood
+from pixelrnn import distributions
 from pixelrnn.layers import conditioning
 from pixelrnn.models import multiscale
 from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
@@ -29,6 +29,11 @@ MODEL_CLASSES = {
 def names_with_key(key: str) -> list[str]:
   """The model names whose classes read `config.model.<key>`."""
   return [name for name, cls in MODEL_CLASSES.items() if key in cls.config_defaults]
+
+
+def likelihoods_of(name: str) -> tuple[str, ...]:
+  """The `config.model.likelihood` values model `name` supports."""
+  return getattr(MODEL_CLASSES[name], "likelihoods", distributions.KINDS)
 
 
 def family_key_defaults() -> dict:
@@ -59,6 +64,7 @@ def create_model(
     num_layers=model_config.num_layers,
     output_dim=model_config.output_dim,
     conditioning_dim=conditioning_dim,
+    distribution=distributions.from_config(model_config, num_levels),
     rngs=rngs,
     **{key: model_config[key] for key in cls.config_defaults},
   )
@@ -153,17 +159,28 @@ class FunctionalModel:
     return conditioning.class_map(labels, self.num_classes, image_shape[0], image_shape[1], dtype)
 
   def nll_terms(
-    self, params: nnx.State, images: jax.Array, labels: jax.Array | None = None
+    self,
+    params: nnx.State,
+    images: jax.Array,
+    labels: jax.Array | None = None,
+    dropout_key: jax.Array | None = None,
   ) -> dict[str, jax.Array]:
     """Per-image NLL terms in nats, each (B,): "nll" (the whole image), plus
     "small_nll" and "large_nll" for a multi-scale model. `labels` (B,): the classes of a
-    class-conditional model's images."""
+    class-conditional model's images. `dropout_key`: a training step's key for a model
+    with dropout (`uses_dropout`); without it the network runs deterministically."""
     model = self.merged(params)
-    if not self.num_classes:
+    if not self.num_classes and not uses_dropout(model):
       return multiscale.nll_terms(model, images)
     dtype = jax.tree.leaves(params)[0].dtype
-    logits = model(images, self.class_conditioning(labels, images.shape[1:], dtype))
-    return {"nll": likelihood.nll_per_image(logits, images)}
+    kwargs = {"dropout_key": dropout_key} if uses_dropout(model) else {}
+    outputs = model(images, self.class_conditioning(labels, images.shape[1:], dtype), **kwargs)
+    return {"nll": distributions.of(model).nll_per_image(outputs, images)}
+
+
+def uses_dropout(model: nnx.Module) -> bool:
+  """Whether a training step must pass the model a dropout key."""
+  return getattr(model, "dropout_rate", 0.0) > 0
 
 
 def build(

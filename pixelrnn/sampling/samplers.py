@@ -12,6 +12,10 @@ multi-scale model fixes the subsampled pixels this way; see `multiscale.py`). Th
 model still runs at fixed pixels, and their draws are skipped, not shifted: the
 random stream of every other sub-pixel stays the same.
 
+A distribution that couples a pixel's channels (`distributions.LogisticMixture`) draws
+whole pixels instead: pixel p draws its C levels together with the key `fold_in(key, p)`,
+and its outputs are computed once, from the pixels before it.
+
 `sample_reference` runs the whole network once per sub-pixel and works for any model.
 `sample_cached` uses a model's own one-pixel step (`init_cache`, `step`), which every
 single-scale family provides beside its forward pass; `sample` picks it when the model
@@ -25,6 +29,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from pixelrnn import distributions
 from pixelrnn.training import precision
 
 ApplyFn = Callable[[jax.Array], jax.Array]  # (B, H, W, C) levels -> (B, H, W, C, K) logits.
@@ -67,6 +72,25 @@ def _draw_or_keep(key, n, logits, temperature, fixed_here, given):
   return jnp.where(fixed_here, given, draw(key, n, logits, temperature).astype(jnp.int32))
 
 
+def _draw_pixel_or_keep(distribution, key, p, outputs, temperature, fixed_here, given):
+  """The levels (B, C) of pixel p, drawn together from its outputs (B, P), or `given`
+  (B, C) where the pixel is fixed."""
+  levels = distribution.sample_pixel(
+    jax.random.fold_in(key, p), outputs, given.shape[-1], temperature
+  )
+  return jnp.where(fixed_here, given, levels)
+
+
+def _observed_pixels(distribution, num_observed: int, num_channels: int) -> int:
+  """Whole observed pixels; a whole-pixel distribution observes only whole pixels."""
+  if distribution.draws_whole_pixels and num_observed % num_channels:
+    raise ValueError(
+      f"num_observed={num_observed} must be a multiple of the {num_channels} channels: "
+      f"this model draws a pixel's channels together."
+    )
+  return num_observed // num_channels
+
+
 @precision.full_precision
 def sample_reference(
   apply_fn: ApplyFn,
@@ -78,8 +102,10 @@ def sample_reference(
   images: jax.Array | None = None,
   num_observed: int = 0,
   fixed: jax.Array | None = None,
+  distribution=None,
 ) -> jax.Array:
-  """Reference ancestral sampler: a full forward pass per sub-pixel.
+  """Reference ancestral sampler: a full forward pass per sub-pixel (per pixel for a
+  whole-pixel `distribution`).
 
   Args:
     apply_fn: the model, (B, H, W, C) levels -> (B, H, W, C, K) logits.
@@ -91,12 +117,26 @@ def sample_reference(
       sub-pixels (raster-then-channel order) are kept; the rest are sampled.
     num_observed: how many leading sub-pixels of `images` are observed.
     fixed: optional (H, W) bool mask of pixels copied from `images`, anywhere.
+    distribution: what the model's outputs mean (`distributions.py`); by default the
+      softmax, whose outputs are (B, H, W, C, K) logits.
 
   Returns:
     (B, H, W, C) int32 levels.
   """
   images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, c = image_shape
+  if distribution is not None and distribution.draws_whole_pixels:
+    first = _observed_pixels(distribution, num_observed, c)
+
+    def pixel_body(p, current):
+      i, j = jnp.divmod(p, w)
+      outputs = apply_fn(current)[:, i, j]
+      levels = _draw_pixel_or_keep(
+        distribution, key, p, outputs, temperature, fixed[i, j], current[:, i, j]
+      )
+      return current.at[:, i, j].set(levels)
+
+    return jax.lax.fori_loop(first, h * w, pixel_body, images)
 
   def body(n, current):
     i, rest = jnp.divmod(n, w * c)
@@ -153,11 +193,12 @@ def sample_cached(
   - the logits equal the forward pass's at (i, j) (up to float rounding), and the
     returned cache adds pixel (i, j).
   Sub-pixel (i, j, c) runs one step at (i, j) and draws channel c; whole observed
-  pixels are run once first so that the cache holds them.
+  pixels are run once first so that the cache holds them. A whole-pixel distribution's
+  step returns (B, P) outputs that see nothing of (i, j), and runs once per pixel.
 
   Same arguments and random stream as `sample_reference`, so the same key gives the
   same images. With `return_logits`, also returns the (H*W*C, B, K) logits each
-  sub-pixel was drawn from (rows of observed sub-pixels are zero).
+  sub-pixel was drawn from, or the (H*W, B, P) outputs of each pixel (observed rows 0).
   """
   if not has_cached_sampler(model):
     raise ValueError(
@@ -165,7 +206,11 @@ def sample_cached(
     )
   images, fixed = _prepare(images, num_samples, image_shape, temperature, fixed)
   h, w, c = image_shape
-  num_levels = model.num_levels
+  if distributions.of(model).draws_whole_pixels:
+    current, outputs_log = _sample_cached_pixels(
+      model, key, images, num_observed, temperature, conditioning, fixed
+    )
+    return (current, outputs_log) if return_logits else current
 
   cache = _observed_cache(model, images, num_observed // c, conditioning)
 
@@ -178,11 +223,33 @@ def sample_cached(
     level = _draw_or_keep(key, n, logits, temperature, fixed[i, j], current[:, i, j, ch])
     return current.at[:, i, j, ch].set(level), cache, logits_log.at[n].set(logits)
 
-  logits_log = jnp.zeros((h * w * c, num_samples, num_levels), jnp.float32)
+  logits_log = jnp.zeros((h * w * c, num_samples, model.num_levels), jnp.float32)
   current, _, logits_log = jax.lax.fori_loop(
     num_observed, h * w * c, body, (images, cache, logits_log)
   )
   return (current, logits_log) if return_logits else current
+
+
+def _sample_cached_pixels(model, key, images, num_observed, temperature, conditioning, fixed):
+  """`sample_cached` for a whole-pixel distribution: one step per pixel, its channels
+  drawn together. Returns the images and the (H*W, B, P) outputs."""
+  distribution = distributions.of(model)
+  batch, h, w, c = images.shape
+  first = _observed_pixels(distribution, num_observed, c)
+  cache = _observed_cache(model, images, first, conditioning)
+
+  def body(p, carry):
+    current, cache, outputs_log = carry
+    i, j = jnp.divmod(p, w)
+    outputs, cache = model.step(cache, current, i, j, conditioning)
+    levels = _draw_pixel_or_keep(
+      distribution, key, p, outputs, temperature, fixed[i, j], current[:, i, j]
+    )
+    return current.at[:, i, j].set(levels), cache, outputs_log.at[p].set(outputs)
+
+  outputs_log = jnp.zeros((h * w, batch, distribution.outputs_per_pixel(c)), jnp.float32)
+  current, _, outputs_log = jax.lax.fori_loop(first, h * w, body, (images, cache, outputs_log))
+  return current, outputs_log
 
 
 def _refuse_staged(model) -> None:
@@ -225,4 +292,4 @@ def sample(
   if cached and has_cached_sampler(model):
     return sample_cached(model, key, conditioning=conditioning, **kwargs)
   apply_fn = model if conditioning is None else (lambda x: model(x, conditioning))
-  return sample_reference(apply_fn, key, **kwargs)
+  return sample_reference(apply_fn, key, distribution=distributions.of(model), **kwargs)

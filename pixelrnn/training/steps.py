@@ -64,6 +64,7 @@ def train_step(
   weights: dict[str, float] | None = None,
   compute_dtype=jnp.float32,
   skip_nonfinite: bool = False,
+  dropout_seed: int = 0,
 ):
   """One optimisation step on a batch: "images" (B, H, W, C) integer levels, and for a
   class-conditional model "labels" (B,).
@@ -80,10 +81,12 @@ def train_step(
   num_dims = math.prod(images.shape[1:])
   weights = {"nll": 1.0 / num_dims} if weights is None else weights
   compute_model = model.cast(compute_dtype)
+  # A function of (seed, step) alone, so resuming and steps_per_dispatch keep the masks.
+  dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
 
   def loss_fn(params):
     terms = compute_model.nll_terms(
-      precision.cast_floating(params, compute_dtype), images, batch.get("labels")
+      precision.cast_floating(params, compute_dtype), images, batch.get("labels"), dropout_key
     )
     return sum(w * jnp.mean(terms[k]) for k, w in weights.items()), terms
 

@@ -77,6 +77,7 @@ class Trainer:
         weights=steps.loss_weights(self.config, self.image_shape),
         compute_dtype=policy.compute_dtype,
         skip_nonfinite=training.skip_nonfinite_updates > 0,
+        dropout_seed=self.config.seed,
       ),
     )
     # Up to `steps_per_dispatch` steps on batches gathered from `device_data`.
