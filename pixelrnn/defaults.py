@@ -216,14 +216,15 @@ def _check_family_keys(group: str, section) -> None:
       )
 
 
-def _check_likelihood(config) -> None:
+def _check_family(config) -> None:
+  """The likelihood, and what the model family itself requires (`registry.check_family`)."""
   model = config.model
+  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   try:
-    distributions.from_config(model, datasets.IMAGE_SPECS[config.data.name][1])
+    distributions.from_config(model, num_levels)
+    registry.check_family(model, image_shape)
   except ValueError as error:
     raise ConfigError(str(error)) from None
-  if model.likelihood not in (supported := registry.likelihoods_of(model.name)):
-    raise ConfigError(f"model.likelihood={model.likelihood!r}: {model.name} has {supported}.")
   if model.likelihood != "softmax" and model.multiscale.factor > 1:
     raise ConfigError(f"model.likelihood={model.likelihood!r} needs model.multiscale.factor=1.")
 
@@ -282,7 +283,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES
   )
   _check_multiscale(config)
-  _check_likelihood(config)
+  _check_family(config)
   _check_positives(config)
   for group, section in (
     ("model", config.model),

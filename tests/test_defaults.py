@@ -15,7 +15,7 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
   config.model.hiden_dim = 3
   with pytest.raises(
     defaults.ConfigError,
-    match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['hidden_dim', 'likelihood', 'multiscale', 'name', 'num_classes', 'num_layers', 'num_mixtures', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]",
+    match=r"'model.hiden_dim'; did you mean 'model.hidden_dim'\? valid keys here: \['dropout', 'hidden_dim', 'likelihood', 'multiscale', 'name', 'num_classes', 'num_layers', 'num_mixtures', 'num_resolutions', 'output_dim', 'pallas_lstm', 'residual', 'skip'\]",
   ):
     defaults.validate(config)
 
@@ -24,7 +24,11 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
   "key, value, choices",
   [
     ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded']"),
-    ("model.name", "transformer", "['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn']"),
+    (
+      "model.name",
+      "transformer",
+      "['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn', 'pixelcnn_pp']",
+    ),
     ("optimizer.name", "sgd", "['rmsprop', 'adam']"),
     ("optimizer.schedule", "linear", "['constant', 'cosine', 'warmup_cosine']"),
   ],

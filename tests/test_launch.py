@@ -318,7 +318,7 @@ def restored_state(config, workdir):
     ),
     (
       ["--config=configs/quickstart.py", "--config.model.name=pixelcn"],
-      "Error: Unknown model.name 'pixelcn'; valid choices: ['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn'].",
+      "Error: Unknown model.name 'pixelcn'; valid choices: ['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn', 'pixelcnn_pp'].",
     ),
     (
       ["--config=configs/quickstart.py", "--config.data.name=imagenet"],

@@ -12,6 +12,7 @@ from pixelrnn.models import multiscale
 from pixelrnn.models.diagonal_bilstm import DiagonalBiLSTM
 from pixelrnn.models.gated_pixelcnn import GatedPixelCNN
 from pixelrnn.models.pixelcnn import PixelCNN
+from pixelrnn.models.pixelcnn_pp import PixelCNNPP
 from pixelrnn.models.row_lstm import RowLSTM
 from pixelrnn.training import precision
 
@@ -23,6 +24,7 @@ MODEL_CLASSES = {
   "row_lstm": RowLSTM,
   "diagonal_bilstm": DiagonalBiLSTM,
   "gated_pixelcnn": GatedPixelCNN,
+  "pixelcnn_pp": PixelCNNPP,
 }
 
 
@@ -34,6 +36,19 @@ def names_with_key(key: str) -> list[str]:
 def likelihoods_of(name: str) -> tuple[str, ...]:
   """The `config.model.likelihood` values model `name` supports."""
   return getattr(MODEL_CLASSES[name], "likelihoods", distributions.KINDS)
+
+
+def check_family(model_config, image_shape: tuple[int, int, int]) -> None:
+  """Raises ValueError, in one line, if the family cannot take `model_config` for
+  images of `image_shape`: an unsupported likelihood, or its own `check_config`."""
+  supported = likelihoods_of(model_config.name)
+  if model_config.likelihood not in supported:
+    raise ValueError(
+      f"model.likelihood={model_config.likelihood!r}: {model_config.name} supports {supported}."
+    )
+  check = getattr(MODEL_CLASSES[model_config.name], "check_config", None)
+  if check is not None:
+    check(model_config, image_shape)
 
 
 def family_key_defaults() -> dict:
