@@ -19,7 +19,7 @@ from pixelrnn.training import precision
 
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -85,9 +85,8 @@ def _training_group() -> ml_collections.ConfigDict:
   training.checkpoint_every_steps = 1_000
   training.max_checkpoints_to_keep = 3
   training.ema_decay = 0.9995
-  # How the train step computes: "float32", "tf32" (TensorFloat-32 matrix units, the
-  # GPU default) or "bfloat16" (bf16 compute, float32 parameters, optimizer state and
-  # loss). Evaluation and sampling always compute full float32 (pixelrnn/training/precision.py).
+  # The train step's arithmetic: "float32", "tf32" (TensorFloat-32 matrix units, the GPU
+  # default) or "bfloat16" (bf16 compute; float32 state and loss): training/precision.py.
   training.precision = "tf32"
   # 0: the first step with a non-finite loss or gradient stops the run (nothing non-finite
   # is saved). N > 0: such steps leave the parameters unchanged, up to N in a row; this
@@ -113,6 +112,7 @@ def _optimizer_group() -> ml_collections.ConfigDict:
   optimizer.learning_rate = 1e-3
   optimizer.schedule = "constant"
   optimizer.warmup_steps = 0
+  optimizer.decay_per_step = 1.0  # "exponential": the rate is multiplied by it every step.
   optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
   optimizer.rmsprop_decay = 0.95
   optimizer.adam_b1 = 0.9
@@ -262,7 +262,7 @@ def _check_positives(config) -> None:
       "checkpoint_every_steps",
       "max_checkpoints_to_keep",
     ),
-    "optimizer": ("learning_rate", "eps"),
+    "optimizer": ("learning_rate", "eps", "decay_per_step"),
   }.items():
     section = config
     for name in group.split("."):

@@ -114,3 +114,18 @@ def test_a_rows_recipe_is_an_argument_of_its_config_file_and_an_unknown_one_is_n
     cli.ConfigFileError, match=r"Unknown recipe 'huge'; valid recipes: \['paper', 'large_batch'\]"
   ):
     cli.load_config(f"{path}:huge")
+
+
+def test_the_cifar10_pixelcnn_pp_network_has_the_reference_models_size():
+  config = cli.load_config("configs/cifar10_pixelcnn_pp.py")
+  params = jax.eval_shape(
+    lambda: nnx.state(
+      registry.create(config.model, image_shape=(32, 32, 3), num_levels=256, rngs=nnx.Rngs(0)),
+      nnx.Param,
+    )
+  )
+  # Later comparisons list the reference model at 53M parameters; ours lacks only the
+  # weight-normalisation scales (one per output feature).
+  assert 53.0e6 < sum(p.size for p in jax.tree.leaves(params)) < 54.0e6
+  conditional = cli.load_config("configs/cifar10_pixelcnn_pp.py:conditional")
+  assert (config.model.num_classes, conditional.model.num_classes) == (0, 10)

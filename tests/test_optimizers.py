@@ -38,3 +38,18 @@ def test_an_unknown_schedule_or_optimizer_is_named():
   config.optimizer.name = "sgd"
   with pytest.raises(ValueError, match="Unknown optimizer 'sgd'"):
     optimizers.make(config)
+
+
+def test_the_exponential_schedule_multiplies_the_rate_by_its_decay_every_step():
+  config = defaults.base_config()
+  config.optimizer.update(name="adam", schedule="exponential", decay_per_step=0.9, eps=1e-12)
+  config.optimizer.grad_clip_norm = 0.0
+  tx = optimizers.make(config)
+  params = {"w": np.zeros(3, np.float32)}
+  state = tx.init(params)
+  steps = []
+  for _ in range(4):
+    # A constant gradient: Adam's normalised step is the rate itself.
+    updates, state = tx.update({"w": np.full(3, 0.5, np.float32)}, state, params)
+    steps.append(float(-updates["w"][0]))
+  np.testing.assert_allclose(steps, [1e-3 * 0.9**t for t in range(4)], rtol=1e-4)

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pixelrnn.layers import convolution
+
 KINDS = ("down", "down_right")
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 PAD_TOP = PAD_SIDE = 1  # The stored maps' zero border.
@@ -95,15 +97,13 @@ class ShiftedConv(nnx.Module):
     self.kernel = nnx.Param(init_scale * nnx.initializers.lecun_normal()(rngs.params(), shape))
     self.bias = nnx.Param(jnp.zeros((out_features,)))
 
-  def _conv(self, x: jax.Array, padding) -> jax.Array:
-    out = jax.lax.conv_general_dilated(
-      x, self.kernel[...], (self.stride, self.stride), padding, dimension_numbers=DIMENSIONS
-    )
-    return out + self.bias[...]
-
   def __call__(self, x: jax.Array) -> jax.Array:
+    # A size-keeping convolution (whose gradients stay fast inside loops: see
+    # convolution.py), then every stride-th output: stride-s output (i, j) is the
+    # stride-1 output at (i s, j s).
     kh, kw = self.kernel_size
-    return self._conv(x, ((kh - 1, 0), (self.left, kw - 1 - self.left)))
+    out = convolution.conv(x, self.kernel[...], ((kh - 1, 0), (self.left, kw - 1 - self.left)))
+    return out[:, :: self.stride, :: self.stride] + self.bias[...]
 
   def region(self, stored: jax.Array, r, c, n: int, transform=lambda v: v) -> jax.Array:
     """Outputs (B, 1, n, out) at row r, columns c .. c + n - 1, from the stored
@@ -112,7 +112,10 @@ class ShiftedConv(nnx.Module):
     s = self.stride
     rows = jax.lax.dynamic_slice_in_dim(stored, r * s + PAD_TOP - (kh - 1), kh, axis=1)
     window = jax.lax.dynamic_slice_in_dim(rows, c * s + PAD_SIDE - self.left, (n - 1) * s + kw, 2)
-    return self._conv(transform(window), "VALID")
+    out = jax.lax.conv_general_dilated(
+      transform(window), self.kernel[...], (s, s), "VALID", dimension_numbers=DIMENSIONS
+    )
+    return out + self.bias[...]
 
 
 class ShiftedDeconv(nnx.Module):
@@ -129,8 +132,16 @@ class ShiftedDeconv(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((out_features,)))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    out = jax.lax.conv_transpose(x, self.kernel[...], (2, 2), "VALID", dimension_numbers=DIMENSIONS)
-    return out[:, :, self.crop : self.crop + 2 * x.shape[2]] + self.bias[...]
+    # Each input pixel's contribution to its output block is one matrix product,
+    # out[2i + a, 2j + b - crop] += x[i, j] K[a, b]; a "down" layer's 3-wide blocks
+    # overlap their neighbours' by a column.
+    batch, h, w, _ = x.shape
+    blocks = jnp.einsum("bhwi,klio->bhwklo", x, self.kernel[...])  # (B, h, w, 2, kw, O)
+    if self.crop:  # Column 2j: the middle tap; 2j + 1: the right tap and the next left.
+      next_left = jnp.pad(blocks[:, :, 1:, :, 0], ((0, 0), (0, 0), (0, 1), (0, 0), (0, 0)))
+      blocks = jnp.stack([blocks[:, :, :, :, 1], blocks[:, :, :, :, 2] + next_left], axis=4)
+    out = jnp.transpose(blocks, (0, 1, 3, 2, 4, 5)).reshape(batch, 2 * h, 2 * w, -1)
+    return out + self.bias[...]
 
   def row(self, stored: jax.Array, r) -> jax.Array:
     """Output row r (B, 1, 2w, out) from the stored (B, h + 1, w + 2, in) input."""

@@ -21,6 +21,8 @@ def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
       0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps
     )
+  elif opt_config.schedule == "exponential":
+    schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=opt_config.decay_per_step)
   else:
     raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
   if opt_config.name == "rmsprop":
