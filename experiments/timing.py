@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from pixelrnn import distributions
 from pixelrnn.data import datasets
 from pixelrnn.layers import convolution, masks
 from pixelrnn.models import multiscale, registry
@@ -217,6 +218,9 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
   if isinstance(network, multiscale.MultiScale):
     return benchmark_multiscale_sampling(network, batch, image_shape)
   total = int(np.prod(image_shape))
+  distribution = distributions.of(network)
+  if distribution.draws_whole_pixels:  # Whole pixels only: round up to a multiple of C.
+    reference_sub_pixels = -(-reference_sub_pixels // image_shape[-1]) * image_shape[-1]
   key = jax.random.key(0)
   observed = np.zeros((batch,) + image_shape, np.int32)
   # A class-conditional model draws every class in turn.
@@ -232,6 +236,7 @@ def benchmark_sampling(config, reference_sub_pixels: int) -> dict:
       image_shape=image_shape,
       images=observed,
       num_observed=total - reference_sub_pixels,
+      distribution=distribution,
     )
   )
   ref_compile, ref_s = timed(reference, key)

@@ -88,3 +88,30 @@ def truncate_arrays(step_dir: pathlib.Path) -> None:
   for array_file in truncated:
     array_file.write_bytes(b"")
   assert truncated
+
+
+def assert_cached_mixture_sampling_is_exact(model, distribution, observed, num_observed, seed=3):
+  """The cached sampler draws the reference sampler's images from the same key, keeping the
+  first `num_observed` sub-pixels of `observed` (B, H, W, C), and each pixel's outputs are
+  the forward pass's on the finished images (a whole-pixel `distribution`'s model)."""
+  import jax
+  import numpy as np
+
+  from pixelrnn.sampling import samplers
+
+  batch, shape = observed.shape[0], observed.shape[1:]
+  kwargs = dict(num_samples=batch, image_shape=shape, images=observed, num_observed=num_observed)
+  key = jax.random.key(seed)
+  reference = jax.jit(
+    lambda k: samplers.sample_reference(model, k, distribution=distribution, **kwargs)
+  )(key)
+  cached, outputs = jax.jit(
+    lambda k: samplers.sample_cached(model, k, return_logits=True, **kwargs)
+  )(key)
+  np.testing.assert_array_equal(cached, reference)
+  flat = lambda a: np.asarray(a).reshape(batch, -1)
+  np.testing.assert_array_equal(flat(cached)[:, :num_observed], flat(observed)[:, :num_observed])
+  forward = model(cached).reshape(batch, -1, outputs.shape[-1]).transpose(1, 0, 2)
+  first = num_observed // shape[-1]
+  np.testing.assert_allclose(outputs[first:], forward[first:], rtol=1e-4, atol=1e-5)
+  return cached

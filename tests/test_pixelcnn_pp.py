@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_cached_mixture_sampling_is_exact
 from flax import nnx
 
 from pixelrnn import defaults, distributions
@@ -81,20 +82,10 @@ def test_the_class_conditional_model_reads_the_label_and_stays_causal():
 def test_the_cached_sampler_draws_the_reference_samples(
   num_resolutions, num_layers, shape, num_observed
 ):
-  model = tiny(num_resolutions, num_layers)
   observed = random_images((2,) + shape, seed=9)
-  kwargs = dict(num_samples=2, image_shape=shape, images=observed, num_observed=num_observed)
-  key = jax.random.key(3)
-  reference = jax.jit(
-    lambda k: samplers.sample_reference(model, k, distribution=MIXTURE, **kwargs)
-  )(key)
-  cached, outputs = jax.jit(
-    lambda k: samplers.sample_cached(model, k, return_logits=True, **kwargs)
-  )(key)
-  np.testing.assert_array_equal(cached, reference)
-  forward = model(cached).reshape(2, -1, outputs.shape[-1]).transpose(1, 0, 2)
-  first = num_observed // 3
-  np.testing.assert_allclose(outputs[first:], forward[first:], rtol=1e-4, atol=1e-5)
+  assert_cached_mixture_sampling_is_exact(
+    tiny(num_resolutions, num_layers), MIXTURE, observed, num_observed
+  )
 
 
 def test_conditional_cached_sampling_and_completion_keep_the_reference_draws():

@@ -107,57 +107,52 @@ def _down_level(model, stream, level, maps, other, r, c, n, cond):
   return maps
 
 
-def _passes(model, maps, region, due, run_up, run_down):
-  """Both passes of `stream` over the levels, each level where `due(level)`: the up
-  pass fine to coarse, then the down pass coarse to fine. `region(level)` is the
-  level's (r, c, n)."""
+def _passes(model, stream, maps, other, x, conditioning, region, due):
+  """Both passes of `stream`, each level where `due(level)`, at the level's region
+  `region(level)` = (r, c, n): the up pass fine to coarse, then the down pass coarse to
+  fine. `other`: the u stream's maps, which the ul stream reads (None for u)."""
+
+  def up(level, r, c, n, m):
+    cond = _conditioning(conditioning, level, r, c, n)
+    return _up_level(model, stream, level, m, other, x, r, c, n, cond)
+
+  def down(level, r, c, n, m):
+    cond = _conditioning(conditioning, level, r, c, n)
+    return _down_level(model, stream, level, m, other, r, c, n, cond)
+
   levels = range(model.num_resolutions)
-  for fn, order in ((run_up, levels), (run_down, reversed(levels))):
+  for fn, order in ((up, levels), (down, reversed(levels))):
     for level in order:
       run = functools.partial(fn, level, *region(level))
       maps = jax.lax.cond(due(level), run, lambda m: m, maps)
   return maps
 
 
-def _u_rows(model, maps, x, i, conditioning):
-  """Row i of every u layer whose row is due (i a multiple of 2^level)."""
-  width = x.shape[2] - 2 * shifted_conv.PAD_SIDE
-  region = lambda level: (i // 2**level, 0, width >> level)
-
-  def up(level, r, c, n, m):
-    cond = _conditioning(conditioning, level, r, c, n)
-    return _up_level(model, "u", level, m, None, x, r, c, n, cond)
-
-  def down(level, r, c, n, m):
-    cond = _conditioning(conditioning, level, r, c, n)
-    return _down_level(model, "u", level, m, None, r, c, n, cond)
-
-  return _passes(model, maps, region, lambda level: i % 2**level == 0, up, down)
-
-
-def _ul_pixel(model, maps, u_maps, x, i, j, conditioning):
-  """The ul layers due at pixel (i, j) (i and j multiples of 2^level)."""
-  region = lambda level: (i // 2**level, j // 2**level, 1)
-
-  def up(level, r, c, n, m):
-    cond = _conditioning(conditioning, level, r, c, n)
-    return _up_level(model, "ul", level, m, u_maps, x, r, c, n, cond)
-
-  def down(level, r, c, n, m):
-    cond = _conditioning(conditioning, level, r, c, n)
-    return _down_level(model, "ul", level, m, u_maps, r, c, n, cond)
-
-  due = lambda level: (i % 2**level == 0) & (j % 2**level == 0)
-  return _passes(model, maps, region, due, up, down)
-
-
 def step(model, cache: dict, images: jax.Array, i, j, conditioning=None):
   """The mixture parameters (B, P) of pixel (i, j) and the cache with it added: the
   one-pixel step of `sampling.sample_cached`, called once per pixel in raster order."""
   x = shifted_conv.padded_map(model.input_map(images))
-  u_maps = jax.lax.cond(
-    j == 0, lambda m: _u_rows(model, m, x, i, conditioning), lambda m: m, cache["u"]
+  width = images.shape[2]
+  u_rows = functools.partial(  # Row i of every u layer whose row is due.
+    _passes,
+    model,
+    "u",
+    other=None,
+    x=x,
+    conditioning=conditioning,
+    region=lambda level: (i // 2**level, 0, width >> level),
+    due=lambda level: i % 2**level == 0,
   )
-  ul_maps = _ul_pixel(model, cache["ul"], u_maps, x, i, j, conditioning)
+  u_maps = jax.lax.cond(j == 0, lambda m: u_rows(maps=m), lambda m: m, cache["u"])
+  ul_maps = _passes(  # The ul layers due at (i, j).
+    model,
+    "ul",
+    cache["ul"],
+    u_maps,
+    x,
+    conditioning,
+    region=lambda level: (i // 2**level, j // 2**level, 1),
+    due=lambda level: (i % 2**level == 0) & (j % 2**level == 0),
+  )
   final = read(ul_maps["down"][0][-1], i, j, 1)
   return model.out(jax.nn.elu(final))[:, 0, 0], {"u": u_maps, "ul": ul_maps}

@@ -23,6 +23,7 @@ GATED = (
   "Gated PixelCNN (van den Oord et al. 2016b): binarized MNIST in nats per image, "
   "CIFAR-10 in bits/dim"
 )
+PIXELCNN_PP = "PixelCNN++ (Salimans et al. 2017): CIFAR-10, test NLL in bits/dim"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +116,24 @@ ROWS = (
     'van den Oord et al. 2016b, "Conditional Image Generation with PixelCNN Decoders", '
     "Table 1; the paper does not state this network's size (the config says which size it "
     "uses and why)",
+  ),
+  Row(
+    "cifar10_pixelcnn_pp",
+    PIXELCNN_PP,
+    "PixelCNN++",
+    "configs/cifar10_pixelcnn_pp.py",
+    2.92,
+    "bits/dim",
+    "Salimans et al. 2017, ICLR, Table 1",
+  ),
+  Row(
+    "cifar10_pixelcnn_pp_conditional",
+    PIXELCNN_PP,
+    "PixelCNN++, class-conditional",
+    "configs/cifar10_pixelcnn_pp.py:conditional",
+    2.94,
+    "bits/dim",
+    "Salimans et al. 2017, ICLR, the class-conditional result in its text",
   ),
 )
 
