@@ -73,7 +73,11 @@ flags.DEFINE_integer(
   None,
   "inpaint: rows kept at the top of each test image (default: half the image height).",
 )
-flags.DEFINE_float("temperature", 1.0, "sample, inpaint: softmax temperature (> 0).")
+flags.DEFINE_float(
+  "temperature",
+  1.0,
+  "sample, inpaint: > 0; divides a softmax's logits, scales a mixture's logistics.",
+)
 flags.DEFINE_integer("seed", 0, "sample, inpaint: random seed.")
 flags.DEFINE_integer(
   "samples_after_training",

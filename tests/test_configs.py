@@ -116,16 +116,30 @@ def test_a_rows_recipe_is_an_argument_of_its_config_file_and_an_unknown_one_is_n
     cli.load_config(f"{path}:huge")
 
 
-def test_the_cifar10_pixelcnn_pp_network_has_the_reference_models_size():
-  config = cli.load_config("configs/cifar10_pixelcnn_pp.py")
+def parameter_count(config) -> int:
+  shape, levels = datasets.IMAGE_SPECS[config.data.name]
   params = jax.eval_shape(
     lambda: nnx.state(
-      registry.create(config.model, image_shape=(32, 32, 3), num_levels=256, rngs=nnx.Rngs(0)),
+      registry.create(config.model, image_shape=shape, num_levels=levels, rngs=nnx.Rngs(0)),
       nnx.Param,
     )
   )
+  return sum(p.size for p in jax.tree.leaves(params))
+
+
+def test_the_cifar10_pixelcnn_pp_network_has_the_reference_models_size():
+  config = cli.load_config("configs/cifar10_pixelcnn_pp.py")
   # Later comparisons list the reference model at 53M parameters; ours lacks only the
   # weight-normalisation scales (one per output feature).
-  assert 53.0e6 < sum(p.size for p in jax.tree.leaves(params)) < 54.0e6
+  assert 53.0e6 < parameter_count(config) < 54.0e6
   conditional = cli.load_config("configs/cifar10_pixelcnn_pp.py:conditional")
   assert (config.model.num_classes, conditional.model.num_classes) == (0, 10)
+
+
+def test_the_quick_mnist_pixelcnn_pp_is_the_size_of_the_softmax_pixelcnn_it_is_compared_with():
+  quick = cli.load_config("configs/mnist_pixelcnn_pp.py:quick")
+  defaults.validate(quick)
+  softmax = cli.load_config("configs/mnist_pixelcnn.py")
+  ratio = parameter_count(quick) / parameter_count(softmax)
+  assert 0.98 < ratio < 1.05, ratio  # 182,121 against 179,712.
+  assert (quick.model.dropout, quick.training.num_steps) == (0.0, 3_000)

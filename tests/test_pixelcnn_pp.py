@@ -167,3 +167,13 @@ def test_bad_pixelcnn_pp_settings_are_refused_in_one_line(updates, message):
     config.model[path.split(".")[1]] = value
   with pytest.raises(defaults.ConfigError, match=message):
     defaults.validate(config)
+
+
+def test_at_a_realistic_width_the_cached_parameters_match_the_forward_pass():
+  model = tiny(num_resolutions=3, num_layers=2, hidden_dim=48, seed=2)
+  shape = (16, 16, 3)
+  samples, outputs = jax.jit(
+    lambda k: samplers.sample_cached(model, k, num_samples=2, image_shape=shape, return_logits=True)
+  )(jax.random.key(0))
+  forward = model(samples).reshape(2, -1, outputs.shape[-1]).transpose(1, 0, 2)
+  np.testing.assert_allclose(outputs, forward, rtol=1e-4, atol=1e-4)
