@@ -57,8 +57,11 @@ def test_a_softmax_model_is_not_pixel_causal_so_the_check_can_fail():
     causality.assert_pixel_causal(causality.pixel_dependency_pattern(fn, x))
 
 
-@pytest.mark.parametrize("cls", FAMILIES, ids=FAMILY_IDS)
-@pytest.mark.parametrize("num_observed", [0, 3 * 7])
+@pytest.mark.parametrize(
+  "cls, num_observed",
+  zip(FAMILIES, [0, 3 * 7, 0, 3 * 7]),
+  ids=[f"{name}-{n}" for name, n in zip(FAMILY_IDS, [0, 21, 0, 21])],
+)
 def test_cached_mixture_sampling_draws_the_reference_samples(cls, num_observed):
   observed = jax.random.randint(jax.random.key(9), (3, 4, 5, 3), 0, 256)
   cached = assert_cached_mixture_sampling_is_exact(
