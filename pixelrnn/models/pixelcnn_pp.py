@@ -82,6 +82,22 @@ class GatedResnet(nnx.Module):
     return self._gate(shifted_conv.read(x_map, r, c, n), c2, conditioning), pre_map
 
 
+def _check_dropout(dropout) -> None:
+  if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+    raise ValueError(f"model.dropout must be in [0, 1), got {dropout!r}.")
+
+
+def _check_resolutions(levels: int, image_shape) -> None:
+  """Raises ValueError unless 2^(levels - 1) divides the height and width of
+  `image_shape` (H, W, ...)."""
+  factor = 2 ** (levels - 1)
+  if image_shape[0] % factor or image_shape[1] % factor:
+    raise ValueError(
+      f"model.num_resolutions={levels} halves the image {levels - 1} times: "
+      f"{image_shape[0]}x{image_shape[1]} must be divisible by {factor}."
+    )
+
+
 def _blocks(features, kind, count, aux_features, conditioning_dim, rngs):
   return nnx.List(
     [
@@ -111,17 +127,11 @@ class PixelCNNPP(nnx.Module):
   def check_config(model_config, image_shape: tuple[int, int, int]) -> None:
     """Raises ValueError unless `dropout` is in [0, 1) and 2^(num_resolutions - 1)
     divides the image's height and width."""
-    dropout, levels = model_config.dropout, model_config.num_resolutions
-    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-      raise ValueError(f"model.dropout must be in [0, 1), got {dropout!r}.")
+    _check_dropout(model_config.dropout)
+    levels = model_config.num_resolutions
     if not isinstance(levels, int) or levels < 1:
       raise ValueError(f"model.num_resolutions must be an integer >= 1, got {levels!r}.")
-    factor = 2 ** (levels - 1)
-    if image_shape[0] % factor or image_shape[1] % factor:
-      raise ValueError(
-        f"model.num_resolutions={levels} halves the image {levels - 1} times: "
-        f"{image_shape[0]}x{image_shape[1]} must be divisible by {factor}."
-      )
+    _check_resolutions(levels, image_shape)
 
   def __init__(
     self,
@@ -140,11 +150,9 @@ class PixelCNNPP(nnx.Module):
     del output_dim
     if not isinstance(distribution, distributions.LogisticMixture):
       raise ValueError("PixelCNN++ emits a whole pixel's logistic mixture (model.likelihood).")
-    if not 0.0 <= dropout < 1.0:
-      raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    _check_dropout(dropout)
     f, count, levels = hidden_dim, num_layers, num_resolutions
     self.num_levels = num_levels
-    self.num_channels = num_channels
     self.distribution = distribution
     self.conditioning_dim = conditioning_dim
     self.dropout_rate = dropout
@@ -188,12 +196,7 @@ class PixelCNNPP(nnx.Module):
     """images (B, H, W, C), conditioning (B, H, W, c) or None -> (B, H, W, P); with a
     `dropout_key`, the training pass's dropout."""
     conditioning_lib.check_map(conditioning, images.shape, self.conditioning_dim)
-    factor = 2 ** (self.num_resolutions - 1)
-    if images.shape[1] % factor or images.shape[2] % factor:
-      raise ValueError(
-        f"PixelCNN++ with {self.num_resolutions} resolutions needs H and W "
-        f"divisible by {factor}, got {images.shape[1:3]}."
-      )
+    _check_resolutions(self.num_resolutions, images.shape[1:])
     x = self.input_map(images)
     conds = [
       None if conditioning is None else conditioning[:, :: 2**level, :: 2**level]

@@ -53,9 +53,8 @@ def _conditioning(conditioning, level: int, r, c, n: int):
   """The conditioning (B, 1, n, c) of a level's region, or None."""
   if conditioning is None:
     return None
-  return shifted_conv.read(
-    shifted_conv.padded_map(conditioning[:, :: 2**level, :: 2**level]), r, c, n
-  )
+  at_level = conditioning[:, :: 2**level, :: 2**level]
+  return jax.lax.dynamic_slice(at_level, (0, r, c, 0), (at_level.shape[0], 1, n, at_level.shape[3]))
 
 
 def _start(model, stream, level, maps, x, r, c, n):
