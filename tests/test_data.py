@@ -68,7 +68,8 @@ def test_unknown_datasets_and_splits_list_the_valid_ones():
 
   with pytest.raises(
     data_lib.DataError,
-    match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded'\]",
+    match=r"'imagenet'; valid datasets: \['binarized_mnist', 'mnist', 'cifar10', "
+    r"'mnist_thresholded', 'cifar10_first4000'\]",
   ):
     data_lib.load_dataset(Cfg, "train")
   with pytest.raises(data_lib.DataError, match=r"valid splits: \['test', 'train', 'validation'\]"):
@@ -132,6 +133,60 @@ def test_cifar10_comes_through_tfds_as_uint8_rgb(tmp_path, monkeypatch):
   assert ds.images.shape == (12, 32, 32, 3) and ds.images.dtype == np.uint8
   assert ds.num_levels == 256
   assert ds.labels.shape == (12,) and ds.labels.min() >= 0 and ds.labels.max() < 10
+
+
+def cifar10_records(images: np.ndarray, labels) -> bytes:
+  """CIFAR-10's binary layout, written independently: label byte, R plane, G, B."""
+  return b"".join(
+    bytes([label]) + image.transpose(2, 0, 1).tobytes() for image, label in zip(images, labels)
+  )
+
+
+def test_cifar10_records_parser_reads_what_was_written():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+  labels = [3, 0, 9, 1, 7]
+  parsed, parsed_labels = data_lib.parse_cifar10_records(cifar10_records(images, labels), "x")
+  np.testing.assert_array_equal(parsed, images)
+  assert parsed_labels.tolist() == labels and parsed_labels.dtype == np.int32
+
+
+def test_malformed_cifar10_records_fail_with_what_was_expected():
+  good = cifar10_records(np.zeros((2, 32, 32, 3), np.uint8), [1, 2])
+  with pytest.raises(data_lib.DataError, match="'x': 6145 bytes is not a whole.*3073-byte"):
+    data_lib.parse_cifar10_records(good[:-1], "x")
+  with pytest.raises(data_lib.DataError, match="0 bytes is not a whole, non-zero number"):
+    data_lib.parse_cifar10_records(b"", "x")
+  bad_label = cifar10_records(np.zeros((2, 32, 32, 3), np.uint8), [1, 12])
+  with pytest.raises(data_lib.DataError, match="record 1 has label 12, expected a class in 0-9"):
+    data_lib.parse_cifar10_records(bad_label, "x")
+
+
+def test_cifar10_first4000_is_the_shared_slice_in_fixed_splits(shared_data):
+  manual_dir = str(shared_data / "cifar10_subset")
+  config = types.SimpleNamespace(name="cifar10_first4000", data_dir=None, manual_dir=manual_dir)
+  train, test = data_lib.load_dataset(config, "train"), data_lib.load_dataset(config, "test")
+  assert train.images.shape == (3500, 32, 32, 3) and test.images.shape == (500, 32, 32, 3)
+  assert train.num_levels == test.num_levels == 256 and train.images.dtype == np.uint8
+  # The checks ../shared/data/README.md records for the 4,000 records.
+  assert train.images[0, 0, :4, 0].tolist() == [59, 43, 50, 68]
+  assert train.labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]
+  means = np.concatenate([train.images, test.images]).reshape(-1, 3).mean(0)
+  np.testing.assert_allclose(means, [125.36, 122.85, 113.39], atol=5e-3)
+  assert test.labels.shape == (500,) and set(test.labels.tolist()) == set(range(10))
+
+
+def test_cifar10_first4000_refuses_a_missing_or_corrupted_file(tmp_path):
+  with pytest.raises(data_lib.DataError, match="reads data_batch_1_first4000.bin.gz from --config"):
+    data_lib.load_cifar10_first4000("train", None)
+  with pytest.raises(data_lib.DataError, match="first4000.bin.gz' does not exist"):
+    data_lib.load_cifar10_first4000("train", str(tmp_path))
+  with gzip.open(tmp_path / data_lib.CIFAR10_FIRST4000_FILE, "wb") as f:
+    f.write(cifar10_records(np.zeros((4000, 32, 32, 3), np.uint8), [0] * 4000))
+  with pytest.raises(data_lib.DataError, match="is corrupted: sha256 .* expected 0993cf8b"):
+    data_lib.load_cifar10_first4000("test", str(tmp_path))
+  with pytest.raises(data_lib.DataError, match=r"split 'validation'; valid: \['train', 'test'\]"):
+    data_lib.load_cifar10_first4000("validation", str(tmp_path))
 
 
 def test_missing_manual_dir_is_refused(tmp_path):

@@ -23,7 +23,11 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
 @pytest.mark.parametrize(
   "key, value, choices",
   [
-    ("data.name", "imagenet", "['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded']"),
+    (
+      "data.name",
+      "imagenet",
+      "['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded', 'cifar10_first4000']",
+    ),
     (
       "model.name",
       "transformer",
@@ -134,7 +138,7 @@ def test_the_pallas_lstm_kernel_is_refused_for_a_model_without_an_lstm(group):
       1,
       r"model.num_classes=10 makes the model class-conditional, but the "
       r"dataset 'binarized_mnist' has no labels; labelled datasets: "
-      r"\['cifar10', 'mnist', 'mnist_thresholded'\]",
+      r"\['cifar10', 'cifar10_first4000', 'mnist', 'mnist_thresholded'\]",
     ),
     ("mnist_thresholded", 7, 1, "model.num_classes=7, but mnist_thresholded has 10 classes"),
     ("mnist", 10, 2, r"model.num_classes > 0 needs a single-scale model"),

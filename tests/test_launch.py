@@ -322,7 +322,8 @@ def restored_state(config, workdir):
     ),
     (
       ["--config=configs/quickstart.py", "--config.data.name=imagenet"],
-      "Error: Unknown data.name 'imagenet'; valid choices: ['binarized_mnist', 'mnist', 'cifar10', 'mnist_thresholded'].",
+      "Error: Unknown data.name 'imagenet'; valid choices: ['binarized_mnist', 'mnist', "
+      "'cifar10', 'mnist_thresholded', 'cifar10_first4000'].",
     ),
   ],
 )

@@ -4,6 +4,10 @@
   package (train 50000, validation 10000, test 10000; 2 levels).
 - `mnist` (8-bit, 256 levels) and `cifar10` (RGB, 256 levels) through TFDS. Offline,
   TFDS builds them from `manual_dir`, a folder holding the files it would download.
+- `cifar10_first4000`: the first 4,000 records of CIFAR-10's `data_batch_1.bin`
+  (`data_batch_1_first4000.bin.gz` in `manual_dir`), real pixels for development on
+  machines without the full dataset, read without TFDS. Fixed splits: `train` is records
+  0-3499, `test` records 3500-3999. Its numbers are not CIFAR-10's.
 
 Training batches depend only on (seed, step), so a resumed run sees exactly the data
 order of an uninterrupted one. Evaluation covers every example exactly once.
@@ -45,6 +49,15 @@ BINARIZED_MNIST_FILES = {
 }
 
 
+# CIFAR-10's official binary layout: a label byte (0-9), then the 1024 R, 1024 G and
+# 1024 B bytes of a 32x32 image, each plane row-major.
+CIFAR10_RECORD_BYTES = 1 + 32 * 32 * 3
+CIFAR10_FIRST4000_FILE = "data_batch_1_first4000.bin.gz"
+# sha256 of the uncompressed records (the first 12,292,000 bytes of data_batch_1.bin).
+CIFAR10_FIRST4000_SHA256 = "0993cf8b8e43bc207603aef9787006995746513f5e3fa5a52e06d1b069926330"
+CIFAR10_FIRST4000_SPLITS = {"train": (0, 3500), "test": (3500, 4000)}
+
+
 class DataError(errors.UserError, ValueError):
   """A data file or dataset request is not what was expected."""
 
@@ -73,20 +86,7 @@ def parse_amat(path: str, expected_sha256: str | None = None, image_size: int = 
   Each line holds image_size**2 values '0' or '1' separated by single spaces, so the
   digits sit at the even byte offsets; this reads them with one vectorised pass.
   """
-  try:
-    with gzip.open(path, "rb") as f:
-      text = f.read()
-  except FileNotFoundError:
-    raise DataError(f"Binarized MNIST file {path!r} does not exist.") from None
-  except (OSError, EOFError) as e:
-    raise DataError(f"Binarized MNIST file {path!r} is not a readable gzip file: {e}") from None
-  if expected_sha256 is not None:
-    actual = hashlib.sha256(text).hexdigest()
-    if actual != expected_sha256:
-      raise DataError(
-        f"Binarized MNIST file {path!r} is corrupted: sha256 of its uncompressed "
-        f"content is {actual}, expected {expected_sha256}."
-      )
+  text = read_gzip(path, expected_sha256, "Binarized MNIST")
   pixels = image_size * image_size
   raw = np.frombuffer(text, np.uint8)
   if raw.size % (2 * pixels) != 0:
@@ -148,6 +148,59 @@ def load_tfds(
   return Dataset(images=images, num_levels=256, labels=labels)
 
 
+def read_gzip(path: str, expected_sha256: str | None, what: str) -> bytes:
+  """The uncompressed content of `path`, checked against its sha256 unless that is None."""
+  try:
+    with gzip.open(path, "rb") as f:
+      content = f.read()
+  except FileNotFoundError:
+    raise DataError(f"{what} file {path!r} does not exist.") from None
+  except (OSError, EOFError) as e:
+    raise DataError(f"{what} file {path!r} is not a readable gzip file: {e}") from None
+  actual = hashlib.sha256(content).hexdigest() if expected_sha256 else None
+  if actual != expected_sha256:
+    raise DataError(
+      f"{what} file {path!r} is corrupted: sha256 of its uncompressed "
+      f"content is {actual}, expected {expected_sha256}."
+    )
+  return content
+
+
+def parse_cifar10_records(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+  """CIFAR-10 binary records -> uint8 (N, 32, 32, 3) images and int32 (N,) labels."""
+  if not raw or len(raw) % CIFAR10_RECORD_BYTES:
+    raise DataError(
+      f"{source!r}: {len(raw)} bytes is not a whole, non-zero number of "
+      f"{CIFAR10_RECORD_BYTES}-byte CIFAR-10 records (a label byte, then 3072 pixel bytes)."
+    )
+  records = np.frombuffer(raw, np.uint8).reshape(-1, CIFAR10_RECORD_BYTES)
+  labels = records[:, 0].astype(np.int32)
+  if labels.max() > 9:
+    bad = int(np.argmax(labels > 9))
+    raise DataError(f"{source!r}: record {bad} has label {labels[bad]}, expected a class in 0-9.")
+  images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return np.ascontiguousarray(images), labels
+
+
+def load_cifar10_first4000(split: str, manual_dir: str | None) -> Dataset:
+  """Split 'train' (records 0-3499) or 'test' (3500-3999) of manual_dir's
+  data_batch_1_first4000.bin.gz."""
+  if split not in CIFAR10_FIRST4000_SPLITS:
+    raise DataError(
+      f"Unknown cifar10_first4000 split {split!r}; valid: {list(CIFAR10_FIRST4000_SPLITS)}."
+    )
+  if manual_dir is None:
+    raise DataError(
+      f"cifar10_first4000 reads {CIFAR10_FIRST4000_FILE} from --config.data.manual_dir, "
+      "and none was given (e.g. ../shared/data/cifar10_subset)."
+    )
+  path = os.path.join(manual_dir, CIFAR10_FIRST4000_FILE)
+  raw = read_gzip(path, CIFAR10_FIRST4000_SHA256, "cifar10_first4000")
+  images, labels = parse_cifar10_records(raw, path)
+  start, stop = CIFAR10_FIRST4000_SPLITS[split]
+  return Dataset(images=images[start:stop], num_levels=256, labels=labels[start:stop])
+
+
 def threshold(dataset: Dataset) -> Dataset:
   """Binary images: level 1 where the 8-bit intensity is >= `datasets.THRESHOLD`."""
   return dataclasses.replace(
@@ -162,6 +215,8 @@ def load_dataset(data_config, split: str) -> Dataset:
     return load_binarized_mnist(split)
   if name in datasets.TFDS_SPLITS:
     return load_tfds(name, split, data_config.data_dir, data_config.manual_dir)
+  if name == "cifar10_first4000":
+    return load_cifar10_first4000(split, data_config.manual_dir)
   if name in datasets.THRESHOLDED:
     return threshold(
       load_tfds(datasets.THRESHOLDED[name], split, data_config.data_dir, data_config.manual_dir)
