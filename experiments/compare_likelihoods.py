@@ -1,17 +1,25 @@
-"""The discretized logistic mixture against the 256-way softmax on 8-bit MNIST: test
-bits/dim of networks of the same size, trained the same steps on the same batches.
+"""The discretized logistic mixture against the 256-way softmax on 8-bit images: test
+bits/dim of networks of (nearly) the same size, trained the same steps on the same batches.
 
-  python experiments/compare_likelihoods.py --workroot=/tmp/likelihoods \
+  python experiments/compare_likelihoods.py --dataset=mnist --workroot=/tmp/likelihoods \
       --manual_dir=../shared/data/mnist \
       --output=experiments/results/likelihood_comparison_cpu_<date>.jsonl \
       --samples=experiments/results/likelihoods_mnist
 
-Trains, with launch.py in fresh workdirs, each run of --runs (`RUNS`): the PixelCNN of
-configs/mnist_pixelcnn.py (7 blocks of h=32, 256 logits per pixel), the same network
-with the mixture head, and the PixelCNN++ of configs/mnist_pixelcnn_pp.py:quick, on one
-recipe: --steps steps of batch 16, Adam 1e-3, EMA 0.999, seed 0 (the same batches for
-all), then evaluates each on MNIST's test split. Appends one JSON line per run (test
-bits/dim, parameters, wall time) and copies its 16-sample grid to <samples>_<run>.png.
+  python experiments/compare_likelihoods.py --dataset=cifar10_first4000 \
+      --workroot=/tmp/likelihoods_cifar --manual_dir=../shared/data/cifar10_subset \
+      --steps=2000 --output=... --samples=experiments/results/likelihoods_cifar
+
+Trains, with launch.py in fresh workdirs, each run of --runs (`RUNS[--dataset]`): a
+PixelCNN with 256 logits per sub-pixel, the same network with the mixture head (widened
+to spend the parameters the logits took), and a PixelCNN++ of
+configs/mnist_pixelcnn_pp.py:quick's shape, on one recipe: --steps steps of batch 16,
+Adam 1e-3, EMA 0.999, seed 0 (the same batches for all), then evaluates each on the test
+split. Appends one JSON line per run (test bits/dim, parameters, wall time, bits per
+sub-pixel by level) and copies its 16-sample grid to <samples>_<run>.png.
+
+`cifar10_first4000` is 3,500 training and 500 test images of CIFAR-10's first training
+batch (`pixelrnn.data.loading`): natural images, where the full CIFAR-10 is absent.
 """
 
 import os
@@ -30,33 +38,61 @@ from pixelrnn.data import loading as data_lib
 from pixelrnn.models import registry
 from pixelrnn.training import train
 
-# Name -> (config, its own overrides). The mixture PixelCNN is the softmax one's network
-# (7 blocks, a 256-unit output layer) with the mixture head, widened from h=32 to h=40
-# to spend the parameters the 256 logits per pixel took: 179,166 against 179,712.
+# Dataset -> run name -> (config, overrides of its model keys).
 RUNS = {
-  "softmax_pixelcnn": ("configs/mnist_pixelcnn.py", {}),
-  "mixture_pixelcnn": (
-    "configs/mnist_pixelcnn.py",
-    {"likelihood": "logistic_mixture", "num_mixtures": 10, "hidden_dim": 40},
-  ),
-  "mixture_pixelcnn_pp": ("configs/mnist_pixelcnn_pp.py:quick", {}),
+  # The mixture PixelCNN is the softmax one's network (7 blocks, a 256-unit output layer)
+  # with the mixture head, widened from h=32 to h=40: 179,166 parameters against 179,712.
+  "mnist": {
+    "softmax_pixelcnn": ("configs/mnist_pixelcnn.py", {}),
+    "mixture_pixelcnn": (
+      "configs/mnist_pixelcnn.py",
+      {"likelihood": "logistic_mixture", "num_mixtures": 10, "hidden_dim": 40},
+    ),
+    "mixture_pixelcnn_pp": ("configs/mnist_pixelcnn_pp.py:quick", {}),
+  },
+  # 7 blocks of h=48 and 768 logits per pixel (447,424 parameters); the mixture PixelCNN
+  # at h=64 (452,196); PixelCNN++ with 28 filters and 10 components (442,052).
+  "cifar10_first4000": {
+    "softmax_pixelcnn": (
+      "configs/cifar10_pixelcnn.py",
+      {"hidden_dim": 48, "num_layers": 7, "output_dim": 256},
+    ),
+    "mixture_pixelcnn": (
+      "configs/cifar10_pixelcnn.py",
+      {
+        "hidden_dim": 64,
+        "num_layers": 7,
+        "output_dim": 256,
+        "likelihood": "logistic_mixture",
+        "num_mixtures": 10,
+      },
+    ),
+    "mixture_pixelcnn_pp": (
+      "configs/mnist_pixelcnn_pp.py:quick",
+      {"hidden_dim": 28, "num_mixtures": 10},
+    ),
+  },
 }
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
 flags.DEFINE_string("output", None, "JSONL file the results are appended to.")
 flags.DEFINE_string("samples", None, "Sample grids are copied to <samples>_<run>.png.")
-flags.DEFINE_string("manual_dir", None, "TFDS manual_dir holding MNIST's four .gz files.")
+flags.DEFINE_enum("dataset", "mnist", list(RUNS), "The 8-bit dataset the runs train on.")
+flags.DEFINE_string(
+  "manual_dir", None, "data.manual_dir: MNIST's four .gz files, or the CIFAR-10 records file."
+)
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's own).")
 flags.DEFINE_integer("steps", 3000, "Train steps per run.")
-flags.DEFINE_list("runs", list(RUNS), "Which runs, in order.")
+flags.DEFINE_list("runs", list(RUNS["mnist"]), "Which runs, in order.")
 flags.DEFINE_bool("breakdown_only", False, "Only break down the NLL of runs in --workroot.")
 flags.DEFINE_integer("breakdown_images", 2000, "Test images the NLL breakdown reads.")
 flags.mark_flags_as_required(["workroot", "output", "samples"])
 
 
-def parameter_count(config_path: str, model_overrides: dict) -> int:
+def parameter_count(config_path: str, model_overrides: dict, dataset: str) -> int:
   config = cli.load_config(config_path)
+  config.data.name = dataset
   config.model.update(model_overrides)
   image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
   state = jax.eval_shape(
@@ -74,11 +110,14 @@ def parameter_count(config_path: str, model_overrides: dict) -> int:
 LEVEL_GROUPS = {"0": (0, 1), "1-127": (1, 128), "128-251": (128, 252), "252-255": (252, 256)}
 
 
-def nll_by_level(workdir: str) -> dict:
+def nll_by_level(workdir: str) -> dict | None:
   """Bits per pixel of the run's EMA model on the first --breakdown_images test images,
-  by the pixel's level (`LEVEL_GROUPS`), and each group's share of the pixels."""
+  by the pixel's level (`LEVEL_GROUPS`), and each group's share of the pixels. None for
+  colour images, whose mixture scores a pixel's three levels together."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = pretrained.config_from_json(f.read())
+  if datasets.IMAGE_SPECS[config.data.name][0][-1] != 1:
+    return None
   model, params, *_ = train.load_ema_params(config, workdir)
   images = data_lib.load_dataset(config.data, "test").images[: FLAGS.breakdown_images]
   network = model.merged(params)
@@ -112,6 +151,7 @@ def overrides() -> list[str]:
   if FLAGS.data_dir:
     data.append(f"--config.data.data_dir={os.path.abspath(FLAGS.data_dir)}")
   return data + [
+    f"--config.data.name={FLAGS.dataset}",
     "--config.seed=0",
     "--config.data.eval_split=test",
     f"--config.training.num_steps={steps}",
@@ -133,17 +173,18 @@ def main(argv):
   del argv
   if os.path.exists(FLAGS.workroot) and not FLAGS.breakdown_only:
     raise app.UsageError(f"--workroot {FLAGS.workroot!r} exists; give a new directory.")
-  unknown = sorted(set(FLAGS.runs) - set(RUNS))
+  runs = RUNS[FLAGS.dataset]
+  unknown = sorted(set(FLAGS.runs) - set(runs))
   if unknown:
-    raise app.UsageError(f"Unknown --runs {unknown}; valid: {list(RUNS)}.")
+    raise app.UsageError(f"Unknown --runs {unknown}; valid: {list(runs)}.")
   if FLAGS.breakdown_only:
     for name in FLAGS.runs:
       row = {"run": name, "nll_bits_by_level": nll_by_level(os.path.join(FLAGS.workroot, name))}
       launch_runs.record(FLAGS.output, row)
     return
-  counts = {name: parameter_count(*RUNS[name]) for name in RUNS}
+  counts = {name: parameter_count(*runs[name], FLAGS.dataset) for name in runs}
   for name in FLAGS.runs:
-    path, model_overrides = RUNS[name]
+    path, model_overrides = runs[name]
     workdir = os.path.join(FLAGS.workroot, name)
     extra = [f"--config.model.{key}={value}" for key, value in model_overrides.items()]
     row = launch_runs.train(name, path, workdir, overrides() + extra)
