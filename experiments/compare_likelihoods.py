@@ -36,7 +36,9 @@ from pixelrnn import cli, distributions, likelihood, logistic_mixture, pretraine
 from pixelrnn.data import datasets
 from pixelrnn.data import loading as data_lib
 from pixelrnn.models import registry
+from pixelrnn.reproduction import curves
 from pixelrnn.training import train
+from pixelrnn.workdir.metric_writers import read_metrics
 
 # Dataset -> run name -> (config, overrides of its model keys).
 RUNS = {
@@ -85,7 +87,9 @@ flags.DEFINE_string(
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's own).")
 flags.DEFINE_integer("steps", 3000, "Train steps per run.")
 flags.DEFINE_list("runs", list(RUNS["mnist"]), "Which runs, in order.")
-flags.DEFINE_bool("breakdown_only", False, "Only break down the NLL of runs in --workroot.")
+flags.DEFINE_bool(
+  "breakdown_only", False, "Only break down the NLL of runs in --workroot and redraw the curves."
+)
 flags.DEFINE_integer("breakdown_images", 2000, "Test images the NLL breakdown reads.")
 flags.mark_flags_as_required(["workroot", "output", "samples"])
 
@@ -142,6 +146,28 @@ def nll_by_level(workdir: str) -> dict | None:
   return result
 
 
+def write_curves(names: list[str], path: str) -> str:
+  """Train bits/dim (binned means) of each run in --workroot against step, its test
+  bits/dim a dashed line, in one chart at `path`."""
+  series, references = [], []
+  for name, color in zip(names, curves.COLORS):
+    rows = read_metrics(os.path.join(FLAGS.workroot, name))
+    train_points = [(r["step"], r["bits_per_dim"]) for r in rows if r["split"] == "train"]
+    series.append(curves.Series(name, curves.binned_means(train_points, bins=40), color))
+    tests = [r["bits_per_dim"] for r in rows if r["split"] == "eval"]
+    if tests:
+      references.append(curves.Reference(f"{name} test: {tests[-1]:.3f}", tests[-1], color))
+  first = min(points[0][1] for points in (s.points for s in series) if points)
+  return curves.save_chart(
+    path,
+    series,
+    references,
+    title=f"{FLAGS.dataset}: train bits/dim (binned means), test bits/dim dashed",
+    y_label="bits/dim",
+    y_max=min(first, 8.0),
+  )
+
+
 def overrides() -> list[str]:
   """The recipe every run shares."""
   steps = FLAGS.steps
@@ -181,6 +207,7 @@ def main(argv):
     for name in FLAGS.runs:
       row = {"run": name, "nll_bits_by_level": nll_by_level(os.path.join(FLAGS.workroot, name))}
       launch_runs.record(FLAGS.output, row)
+    print("Wrote", write_curves(FLAGS.runs, f"{FLAGS.samples}_curves.png"))
     return
   counts = {name: parameter_count(*runs[name], FLAGS.dataset) for name in runs}
   for name in FLAGS.runs:
@@ -202,6 +229,7 @@ def main(argv):
         "nll_bits_by_level": nll_by_level(workdir),
       },
     )
+  print("Wrote", write_curves(FLAGS.runs, f"{FLAGS.samples}_curves.png"))
 
 
 if __name__ == "__main__":
