@@ -157,14 +157,15 @@ def write_curves(names: list[str], path: str) -> str:
     tests = [r["bits_per_dim"] for r in rows if r["split"] == "eval"]
     if tests:
       references.append(curves.Reference(f"{name} test: {tests[-1]:.3f}", tests[-1], color))
-  first = min(points[0][1] for points in (s.points for s in series) if points)
+  # The axis starts at the highest first point, 8 bits/dim (uniform) at most.
+  y_max = min([s.points[0][1] for s in series if s.points] + [8.0])
   return curves.save_chart(
     path,
     series,
     references,
     title=f"{FLAGS.dataset}: train bits/dim (binned means), test bits/dim dashed",
     y_label="bits/dim",
-    y_max=min(first, 8.0),
+    y_max=y_max,
   )
 
 
