@@ -10,13 +10,13 @@ bits/dim of networks of (nearly) the same size, trained the same steps on the sa
       --workroot=/tmp/likelihoods_cifar --manual_dir=../shared/data/cifar10_subset \
       --steps=2000 --output=... --samples=experiments/results/likelihoods_cifar
 
-Trains, with launch.py in fresh workdirs, each run of --runs (`RUNS[--dataset]`): a
-PixelCNN with 256 logits per sub-pixel, the same network with the mixture head (widened
-to spend the parameters the logits took), and a PixelCNN++ of
-configs/mnist_pixelcnn_pp.py:quick's shape, on one recipe: --steps steps of batch 16,
-Adam 1e-3, EMA 0.999, seed 0 (the same batches for all), then evaluates each on the test
-split. Appends one JSON line per run (test bits/dim, parameters, wall time, bits per
-sub-pixel by level) and copies its 16-sample grid to <samples>_<run>.png.
+Trains, with launch.py in fresh workdirs, each run of --runs
+(`likelihood_runs.RUNS[--dataset]`): a PixelCNN with 256 logits per sub-pixel, the same
+network with the mixture head (widened to spend the parameters the logits took), and a
+PixelCNN++ of configs/mnist_pixelcnn_pp.py:quick's shape, on one recipe: --steps steps of
+batch 16, Adam 1e-3, EMA 0.999, seed 0 (the same batches for all), then evaluates each on
+the test split. Appends one JSON line per run (test bits/dim, parameters, wall time, bits
+per sub-pixel by level) and copies its 16-sample grid to <samples>_<run>.png.
 
 `cifar10_first4000` is 3,500 training and 500 test images of CIFAR-10's first training
 batch (`pixelrnn.data.loading`): natural images, where the full CIFAR-10 is absent.
@@ -25,89 +25,37 @@ batch (`pixelrnn.data.loading`): natural images, where the full CIFAR-10 is abse
 import os
 import shutil
 
-import jax
 import jax.numpy as jnp
 import launch_runs  # experiments/launch_runs.py
+import likelihood_runs  # experiments/likelihood_runs.py
 import numpy as np
 from absl import app, flags
-from flax import nnx
 
 from pixelrnn import cli, distributions, likelihood, logistic_mixture, pretrained
 from pixelrnn.data import datasets
 from pixelrnn.data import loading as data_lib
-from pixelrnn.models import registry
 from pixelrnn.reproduction import curves
 from pixelrnn.training import train
 from pixelrnn.workdir.metric_writers import read_metrics
-
-# Dataset -> run name -> (config, overrides of its model keys).
-RUNS = {
-  # The mixture PixelCNN is the softmax one's network (7 blocks, a 256-unit output layer)
-  # with the mixture head, widened from h=32 to h=40: 179,166 parameters against 179,712.
-  "mnist": {
-    "softmax_pixelcnn": ("configs/mnist_pixelcnn.py", {}),
-    "mixture_pixelcnn": (
-      "configs/mnist_pixelcnn.py",
-      {"likelihood": "logistic_mixture", "num_mixtures": 10, "hidden_dim": 40},
-    ),
-    "mixture_pixelcnn_pp": ("configs/mnist_pixelcnn_pp.py:quick", {}),
-  },
-  # 7 blocks of h=48 and 768 logits per pixel (447,424 parameters); the mixture PixelCNN
-  # at h=64 (452,196); PixelCNN++ with 28 filters and 10 components (442,052).
-  "cifar10_first4000": {
-    "softmax_pixelcnn": (
-      "configs/cifar10_pixelcnn.py",
-      {"hidden_dim": 48, "num_layers": 7, "output_dim": 256},
-    ),
-    "mixture_pixelcnn": (
-      "configs/cifar10_pixelcnn.py",
-      {
-        "hidden_dim": 64,
-        "num_layers": 7,
-        "output_dim": 256,
-        "likelihood": "logistic_mixture",
-        "num_mixtures": 10,
-      },
-    ),
-    "mixture_pixelcnn_pp": (
-      "configs/mnist_pixelcnn_pp.py:quick",
-      {"hidden_dim": 28, "num_mixtures": 10},
-    ),
-  },
-}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workroot", None, "Directory for the runs' workdirs (must not exist).")
 flags.DEFINE_string("output", None, "JSONL file the results are appended to.")
 flags.DEFINE_string("samples", None, "Sample grids are copied to <samples>_<run>.png.")
-flags.DEFINE_enum("dataset", "mnist", list(RUNS), "The 8-bit dataset the runs train on.")
+flags.DEFINE_enum(
+  "dataset", "mnist", list(likelihood_runs.RUNS), "The 8-bit dataset the runs train on."
+)
 flags.DEFINE_string(
   "manual_dir", None, "data.manual_dir: MNIST's four .gz files, or the CIFAR-10 records file."
 )
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's own).")
 flags.DEFINE_integer("steps", 3000, "Train steps per run.")
-flags.DEFINE_list("runs", list(RUNS["mnist"]), "Which runs, in order.")
+flags.DEFINE_list("runs", list(likelihood_runs.RUNS["mnist"]), "Which runs, in order.")
 flags.DEFINE_bool(
   "breakdown_only", False, "Only break down the NLL of runs in --workroot and redraw the curves."
 )
 flags.DEFINE_integer("breakdown_images", 2000, "Test images the NLL breakdown reads.")
 flags.mark_flags_as_required(["workroot", "output", "samples"])
-
-
-def parameter_count(config_path: str, model_overrides: dict, dataset: str) -> int:
-  config = cli.load_config(config_path)
-  config.data.name = dataset
-  config.model.update(model_overrides)
-  image_shape, num_levels = datasets.IMAGE_SPECS[config.data.name]
-  state = jax.eval_shape(
-    lambda: nnx.state(
-      registry.create(
-        config.model, image_shape=image_shape, num_levels=num_levels, rngs=nnx.Rngs(0)
-      ),
-      nnx.Param,
-    )
-  )
-  return int(sum(leaf.size for leaf in jax.tree.leaves(state)))
 
 
 # Pixel levels, in the groups the breakdown reports: background, the tails, the rest.
@@ -200,7 +148,7 @@ def main(argv):
   del argv
   if os.path.exists(FLAGS.workroot) and not FLAGS.breakdown_only:
     raise app.UsageError(f"--workroot {FLAGS.workroot!r} exists; give a new directory.")
-  runs = RUNS[FLAGS.dataset]
+  runs = likelihood_runs.RUNS[FLAGS.dataset]
   unknown = sorted(set(FLAGS.runs) - set(runs))
   if unknown:
     raise app.UsageError(f"Unknown --runs {unknown}; valid: {list(runs)}.")
@@ -210,7 +158,7 @@ def main(argv):
       launch_runs.record(FLAGS.output, row)
     print("Wrote", write_curves(FLAGS.runs, f"{FLAGS.samples}_curves.png"))
     return
-  counts = {name: parameter_count(*runs[name], FLAGS.dataset) for name in runs}
+  counts = {name: likelihood_runs.parameter_count(*runs[name], FLAGS.dataset) for name in runs}
   for name in FLAGS.runs:
     path, model_overrides = runs[name]
     workdir = os.path.join(FLAGS.workroot, name)

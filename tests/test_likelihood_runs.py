@@ -1,17 +1,15 @@
-"""experiments/compare_likelihoods.py: its runs compare networks of about the same size,
-each a config the schema accepts for the dataset it trains on."""
+"""experiments/likelihood_runs.py: compare_likelihoods.py's runs compare networks of about
+the same size, each a config the schema accepts for the dataset it trains on."""
 
 import importlib.util
-import sys
 
 import pytest
 from conftest import REPO_ROOT
 
 from pixelrnn import cli, defaults
 
-sys.path.insert(0, str(REPO_ROOT / "experiments"))  # For its `import launch_runs`.
 _spec = importlib.util.spec_from_file_location(
-  "compare_likelihoods", REPO_ROOT / "experiments" / "compare_likelihoods.py"
+  "likelihood_runs", REPO_ROOT / "experiments" / "likelihood_runs.py"
 )
 compare = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare)
