@@ -73,8 +73,10 @@ flags.DEFINE_list(
   "masked_conv",
   None,
   "Forms of the masked convolutions to time side by side: "
-  "conv (XLA's convolution of the masked kernel) and taps (one product of "
-  "the visible taps, convolution.taps_conv); default: the backend's choice.",
+  "conv (XLA's convolution of the masked kernel), taps (one product of "
+  "the visible taps, convolution.taps_conv), blocks (taps, and every 1x1 layer by its "
+  "channel-group blocks, convolution.blocked_matmul) and default (the backend's "
+  "choice, also when the flag is not given).",
 )
 flags.DEFINE_bool(
   "peak",
@@ -150,7 +152,7 @@ def time_run(config, run: tuple, peak: float | None, sample: bool) -> dict:
     result = benchmark_train_step(config, FLAGS.warmup_steps, FLAGS.timed_steps, k)
     if sample:
       result.update(benchmark_sampling(config, FLAGS.reference_sub_pixels))
-  result["masked_conv"] = form or ("taps" if convolution.taps_preferred() else "conv")
+  result["masked_conv"] = form or "default"
   result.update(throughput(config, result["train_step_s"], peak))
   return result
 

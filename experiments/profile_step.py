@@ -41,7 +41,7 @@ flags.DEFINE_list(
   "masked_conv",
   None,
   "Forms of the masked convolutions to profile, in turn "
-  "(conv, taps; see benchmark.py); default: the backend's choice.",
+  "(conv, taps, blocks, default; see benchmark.py); default: the backend's choice.",
 )
 flags.DEFINE_string("output", None, "Append one JSON object per config to this file.")
 flags.mark_flag_as_required("config")

@@ -133,7 +133,7 @@ def test_the_cpu_multiplies_visible_taps_and_keeps_the_convolution_elsewhere():
   with pytest.raises(
     ValueError,
     match=r"Unknown masked convolution form 'dense'; valid: "
-    r"\['conv', 'taps'\]",
+    r"\['conv', 'taps', 'blocks'\]",
   ):
     with convolution.masked_conv_form("dense"):
       pass
@@ -179,13 +179,77 @@ def test_both_forms_give_every_model_family_the_same_logits_and_gradients(name, 
       )
     return value, grads, logits
 
-  with convolution.masked_conv_form("taps"):
-    taps = outputs()
   with convolution.masked_conv_form("conv"):
     conv = outputs()
-  np.testing.assert_allclose(taps[0], conv[0], rtol=1e-5)
-  jax.tree.map(
-    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1]
+  for form in ("taps", "blocks"):
+    with convolution.masked_conv_form(form):
+      taps = outputs()
+    np.testing.assert_allclose(taps[0], conv[0], rtol=1e-5)
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), taps[1], conv[1]
+    )
+    if taps[2] is not None:
+      np.testing.assert_allclose(taps[2], conv[2], rtol=1e-5, atol=1e-5)
+
+
+def test_column_blocks_are_the_runs_of_columns_that_see_one_prefix_of_the_rows():
+  # 3 channel groups: inputs 0-3, 4-7, 8-11; outputs 0-1, 2-3, 4-5.
+  assert convolution.column_blocks(masks.centre_mask(12, 6, 3, "B")) == (
+    (0, 2, 4),
+    (2, 4, 8),
+    (4, 6, 12),
   )
-  if taps[2] is not None:
-    np.testing.assert_allclose(taps[2], conv[2], rtol=1e-5, atol=1e-5)
+  assert convolution.column_blocks(masks.centre_mask(12, 6, 3, "A")) == (
+    (0, 2, 0),
+    (2, 4, 4),
+    (4, 6, 8),
+  )
+  # No structure to use: one group (everything visible), gate-tiled groups (prefixes
+  # that shrink again), a mask that is not a prefix.
+  assert convolution.column_blocks(masks.centre_mask(4, 4, 1, "B")) is None
+  gates = masks.centre_mask_from_groups(masks.channel_groups(6, 3), masks.gate_groups(3, 3, 2), "B")
+  assert convolution.column_blocks(gates) is None
+  assert convolution.column_blocks(np.array([[0.0, 1.0], [1.0, 1.0]])) is None
+
+
+@pytest.mark.parametrize(
+  "in_features, out_features, channels, mask_type",
+  [(12, 6, 3, "B"), (12, 6, 3, "A"), (7, 11, 3, "B"), (6, 6, 2, "A"), (9, 5, 3, "B")],
+)
+def test_blocked_matmul_equals_the_product_of_the_masked_matrix_in_values_and_gradients(
+  in_features, out_features, channels, mask_type
+):
+  rng = np.random.default_rng(in_features * out_features)
+  mask = masks.centre_mask(in_features, out_features, channels, mask_type)
+  blocks = convolution.column_blocks(mask)
+  x = jnp.asarray(rng.normal(size=(10, in_features)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=mask.shape), jnp.float32)
+  cotangent = jnp.asarray(rng.normal(size=(10, out_features)), jnp.float32)
+  with jax.default_matmul_precision("highest"):
+    want, want_vjp = jax.vjp(lambda x, w: x @ (w * mask), x, w)
+    got, got_vjp = jax.vjp(lambda x, w: convolution.blocked_matmul(x, w * mask, blocks), x, w)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got_vjp(cotangent), want_vjp(cotangent)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  # The masked entries get exactly no gradient.
+  assert not np.any(np.asarray(got_vjp(cotangent)[1])[mask == 0])
+
+
+def test_the_cpu_multiplies_channel_blocks_only_where_they_are_wide():
+  def products(in_features, out_features):
+    mask = masks.conv_mask((1, 1), in_features, out_features, 3, "B")
+    x, kernel = jnp.ones((1, 2, 2, in_features)), jnp.ones(mask.shape)
+    blocks = convolution.column_blocks(mask[0, 0])
+    taps = masks.visible_taps(mask)
+    hlo = jax.jit(lambda x, k: convolution.masked_conv(x, k, taps, blocks)).lower(x, kernel)
+    return hlo.as_text().count("dot_general")
+
+  wide = 3 * convolution.MIN_BLOCK_COLUMNS
+  assert jax.default_backend() == "cpu"
+  assert products(wide, wide) == 3
+  assert products(12, 6) == 1  # Blocks of 2 columns: one product of the whole matrix.
+  with convolution.masked_conv_form("blocks"):
+    assert products(12, 6) == 3
+  for form in ("taps", "conv"):
+    with convolution.masked_conv_form(form):
+      assert products(wide, wide) == (1 if form == "taps" else 0)

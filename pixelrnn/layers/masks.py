@@ -159,12 +159,14 @@ class MaskedConv(nnx.Module):
       mask=jnp.asarray(mask),
       rngs=rngs,
     )
-    # Static: the kernel positions the mask leaves (partly) visible, in raster order.
+    # Static: the kernel positions the mask leaves (partly) visible, in raster order, and
+    # for a 1x1 kernel the column blocks its channel groups leave visible.
     self.taps = visible_taps(mask)
+    self.blocks = convolution.column_blocks(mask[0, 0]) if tuple(kernel_size) == (1, 1) else None
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel, bias = self.weights()
-    return convolution.masked_conv(x, kernel, self.taps) + bias
+    return convolution.masked_conv(x, kernel, self.taps, self.blocks) + bias
 
   @property
   def dtype(self):
