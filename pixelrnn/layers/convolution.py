@@ -83,6 +83,9 @@ conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 Taps = tuple[tuple[int, int], ...]
+# Column blocks of a masked matrix: (start, stop, rows), columns start..stop - 1 reading
+# input rows 0..rows - 1 and nothing else.
+Blocks = tuple[tuple[int, int, int], ...]
 
 
 MASKED_CONV_FORMS = ("conv", "taps", "blocks")
@@ -107,19 +110,15 @@ def taps_preferred() -> bool:
 MIN_BLOCK_COLUMNS = 256
 
 
-def blocks_preferred(blocks: "Blocks | None") -> bool:
+def blocks_preferred(blocks: Blocks | None) -> bool:
   """Whether a 1x1 masked layer with column `blocks` (`column_blocks`) multiplies them
   one by one: in the "blocks" form wherever there are blocks; by the backend's choice
   (the CPU's) where each block has at least MIN_BLOCK_COLUMNS columns; never in the
   other forms."""
   form = _FORM.get()
-  if not blocks or form in ("conv", "taps"):
+  if not blocks or not taps_preferred() or form == "taps":
     return False
-  if form == "blocks":
-    return True
-  return jax.default_backend() == "cpu" and all(
-    stop - start >= MIN_BLOCK_COLUMNS for start, stop, _ in blocks
-  )
+  return form == "blocks" or all(stop - start >= MIN_BLOCK_COLUMNS for start, stop, _ in blocks)
 
 
 @contextlib.contextmanager
@@ -163,7 +162,7 @@ def taps_conv(x: jax.Array, kernel: jax.Array, taps: Taps) -> jax.Array:
 
 
 def masked_conv(
-  x: jax.Array, kernel: jax.Array, taps: Taps, blocks: "Blocks | None" = None
+  x: jax.Array, kernel: jax.Array, taps: Taps, blocks: Blocks | None = None
 ) -> jax.Array:
   """x (B, H, W, I), masked kernel (kh, kw, I, O) whose nonzero positions are `taps` ->
   (B, H, W, O): the 'SAME' convolution, in the form the backend runs fastest. `blocks`:
@@ -172,11 +171,6 @@ def masked_conv(
     flat = x.reshape(-1, x.shape[-1])
     return blocked_matmul(flat, kernel[0, 0], blocks).reshape(x.shape[:3] + (kernel.shape[-1],))
   return taps_conv(x, kernel, taps) if taps_preferred() else same_conv(x, kernel)
-
-
-# Column blocks of a masked matrix: (start, stop, rows), columns start..stop - 1 reading
-# input rows 0..rows - 1 and nothing else.
-Blocks = tuple[tuple[int, int, int], ...]
 
 
 def column_blocks(mask: np.ndarray) -> Blocks | None:
