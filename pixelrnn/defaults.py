@@ -19,7 +19,7 @@ from pixelrnn.training import precision
 
 OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "constant_then_linear", "exponential")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -113,6 +113,8 @@ def _optimizer_group() -> ml_collections.ConfigDict:
   optimizer.schedule = "constant"
   optimizer.warmup_steps = 0
   optimizer.decay_per_step = 1.0  # "exponential": the rate is multiplied by it every step.
+  # "constant_then_linear": the rate falls linearly to 0 over the last decay_steps.
+  optimizer.decay_steps = 0
   optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
   optimizer.rmsprop_decay = 0.95
   optimizer.adam_b1 = 0.9
@@ -178,6 +180,16 @@ def _check_positive(name: str, value) -> None:
 def _check_integer(name: str, value, minimum: int) -> None:
   if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
     raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_decay_steps(config) -> None:
+  optimizer, num_steps = config.optimizer, config.training.num_steps
+  _check_integer("optimizer.decay_steps", optimizer.decay_steps, 0)
+  if optimizer.schedule == "constant_then_linear" and not 0 < optimizer.decay_steps <= num_steps:
+    raise ConfigError(
+      f"optimizer.decay_steps={optimizer.decay_steps} must be in [1, training.num_steps="
+      f"{num_steps}] for the constant_then_linear schedule."
+    )
 
 
 def _check_num_classes(config) -> None:
@@ -296,5 +308,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("ema_decay",):
     if not 0.0 <= config.training[key] < 1.0:
       raise ConfigError(f"training.{key} must be in [0, 1), got {config.training[key]!r}.")
+  _check_decay_steps(config)
   if config.optimizer.grad_clip_norm < 0 or config.optimizer.warmup_steps < 0:
     raise ConfigError("optimizer.grad_clip_norm and optimizer.warmup_steps must be >= 0.")

@@ -34,7 +34,11 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
       "['pixelcnn', 'row_lstm', 'diagonal_bilstm', 'gated_pixelcnn', 'pixelcnn_pp']",
     ),
     ("optimizer.name", "sgd", "['rmsprop', 'adam']"),
-    ("optimizer.schedule", "linear", "['constant', 'cosine', 'warmup_cosine', 'exponential']"),
+    (
+      "optimizer.schedule",
+      "linear",
+      "['constant', 'cosine', 'warmup_cosine', 'constant_then_linear', 'exponential']",
+    ),
   ],
 )
 def test_unknown_choices_are_refused_with_the_valid_ones(key, value, choices):

@@ -21,6 +21,12 @@ def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
       0.0, lr, warmup_steps=opt_config.warmup_steps, decay_steps=num_steps
     )
+  elif opt_config.schedule == "constant_then_linear":
+    # Constant, then a linear fall to zero over the last decay_steps: a run that ends
+    # later keeps the same rates until its decay starts, so it can continue a constant one.
+    schedule = optax.linear_schedule(
+      lr, 0.0, opt_config.decay_steps, transition_begin=num_steps - opt_config.decay_steps
+    )
   elif opt_config.schedule == "exponential":
     schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=opt_config.decay_per_step)
   else:
