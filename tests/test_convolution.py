@@ -115,7 +115,7 @@ def test_taps_conv_equals_the_convolution_of_the_masked_kernel_in_values_and_gra
 
 
 def test_taps_conv_refuses_taps_below_the_centre_row():
-  with pytest.raises(ValueError, match=r"taps \(\(2, 0\),\) reach below the centre row"):
+  with pytest.raises(ValueError, match=r"taps \(\(2, 0\),\) reach below the output row"):
     convolution.taps_conv(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), ((2, 0),))
 
 

@@ -16,7 +16,9 @@ class CausalConv(nnx.Module):
 
   (B, H, W, in) -> (B, H, W, out): output (i, j) reads input rows i - (rows - 1) .. i
   and columns j - left .. j + right, zero outside the map. `centre_mask` (in, out),
-  if given, multiplies the tap at (i, j) itself (a channel-group mask).
+  if given, multiplies the tap at (i, j) itself (a channel-group mask). Computed in the
+  masked convolutions' form (`convolution.taps_preferred`): on a CPU, one matrix
+  product of the window's visible taps.
   """
 
   def __init__(
@@ -36,6 +38,12 @@ class CausalConv(nnx.Module):
       mask[rows - 1, left] = centre_mask
       mask = jnp.asarray(mask)
     self.padding = ((rows - 1, 0), (left, right))
+    # Static: the window positions with any visible entry, in raster order.
+    self.taps = (
+      masks.visible_taps(mask)
+      if mask is not None
+      else tuple((a, b) for a in range(rows) for b in range(left + right + 1))
+    )
     self.conv = nnx.Conv(
       in_features,
       out_features,
@@ -54,6 +62,8 @@ class CausalConv(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel, bias = self.weights()
+    if convolution.taps_preferred():
+      return convolution.taps_conv(x, kernel, self.taps, self.padding) + bias
     return convolution.conv(x, kernel, self.padding) + bias
 
   def apply_window(self, window: jax.Array) -> jax.Array:

@@ -136,26 +136,30 @@ def masked_conv_form(form: str | None):
     _FORM.reset(token)
 
 
-def taps_conv(x: jax.Array, kernel: jax.Array, taps: Taps) -> jax.Array:
-  """x (B, H, W, I), kernel (kh, kw, I, O) -> (B, H, W, O): the 'SAME' stride-1
-  convolution with `kernel`, reading only the kernel positions (a, b) in `taps`; the
-  others must be zero (a masked kernel's), and no tap may lie below the centre row.
+def taps_conv(
+  x: jax.Array, kernel: jax.Array, taps: Taps, padding: Padding | None = None
+) -> jax.Array:
+  """x (B, H, W, I), kernel (kh, kw, I, O) -> (B, H, W, O): the stride-1 convolution
+  with `kernel` and the size-keeping `padding` ((top, bottom), (left, right); default
+  'SAME', as `conv` takes it), reading only the kernel positions (a, b) in `taps`; the
+  others must be zero (a masked kernel's). Tap (a, b) reads input (i - top + a,
+  j - left + b) for output (i, j), and no tap may read a row below the output's.
 
   The visible taps' shifted inputs are concatenated along the features (B, H, W, T * I)
   and multiplied by their kernel rows (T * I, O): one matrix product, whose gradients
   are matrix products too.
   """
   kh, kw, _, out_features = kernel.shape
-  top, left = kh // 2, kw // 2
+  (top, _), (left, right) = same_padding(kernel.shape) if padding is None else padding
   if any(a > top for a, _ in taps):
-    raise ValueError(f"taps {taps} reach below the centre row of a {kh}x{kw} kernel.")
+    raise ValueError(f"taps {taps} reach below the output row of a {kh}x{kw} kernel.")
   if not taps:
     return jnp.zeros(x.shape[:3] + (out_features,), x.dtype)
   height, width = x.shape[1:3]
-  if taps == ((top, left),):  # The centre alone (a 1x1 kernel): no shifted copies.
-    return jnp.einsum("bhwi,io->bhwo", x, kernel[top, left])
-  # Rows below the centre are never read, so the bottom needs no padding.
-  padded = jnp.pad(x, ((0, 0), (top, 0), (left, kw - 1 - left), (0, 0)))
+  if taps == ((top, left),):  # The output pixel alone (a 1x1 kernel): no shifted copies.
+    return jnp.einsum("bhwi,io->bhwo", x, kernel[0, 0])
+  # Rows below the output row are never read, so the bottom needs no padding.
+  padded = jnp.pad(x, ((0, 0), (top, 0), (left, right), (0, 0)))
   shifted = jnp.concatenate([padded[:, a : a + height, b : b + width] for a, b in taps], axis=-1)
   rows = jnp.concatenate([kernel[a, b] for a, b in taps], axis=0)
   return jnp.einsum("bhwi,io->bhwo", shifted, rows)
