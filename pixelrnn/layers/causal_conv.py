@@ -36,14 +36,15 @@ class CausalConv(nnx.Module):
     if centre_mask is not None:
       mask = np.ones((rows, left + right + 1, in_features, out_features), np.float32)
       mask[rows - 1, left] = centre_mask
-      mask = jnp.asarray(mask)
     self.padding = ((rows - 1, 0), (left, right))
-    # Static: the window positions with any visible entry, in raster order.
+    # Static, from the NumPy mask (the module may be built under a trace): the window
+    # positions with any visible entry, in raster order.
     self.taps = (
       masks.visible_taps(mask)
       if mask is not None
       else tuple((a, b) for a in range(rows) for b in range(left + right + 1))
     )
+    mask = None if mask is None else jnp.asarray(mask)
     self.conv = nnx.Conv(
       in_features,
       out_features,
