@@ -114,6 +114,20 @@ def test_taps_conv_equals_the_convolution_of_the_masked_kernel_in_values_and_gra
   assert not np.any(np.asarray(ours[1])[mask == 0])
 
 
+def test_taps_conv_of_the_centre_tap_alone_is_the_product_with_the_centre_weights():
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(2, 5, 4, 3)), jnp.float32)
+  kernel = np.zeros((3, 3, 3, 2), np.float32)
+  kernel[1, 1] = rng.normal(size=(3, 2))
+  with jax.default_matmul_precision("highest"):
+    np.testing.assert_allclose(
+      convolution.taps_conv(x, jnp.asarray(kernel), ((1, 1),)),
+      same_conv(x, jnp.asarray(kernel)),
+      rtol=1e-5,
+      atol=1e-5,
+    )
+
+
 def test_taps_conv_refuses_taps_below_the_centre_row():
   with pytest.raises(ValueError, match=r"taps \(\(2, 0\),\) reach below the output row"):
     convolution.taps_conv(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), ((2, 0),))

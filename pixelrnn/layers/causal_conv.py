@@ -32,19 +32,14 @@ class CausalConv(nnx.Module):
     rngs: nnx.Rngs,
     centre_mask: np.ndarray | None = None,
   ):
-    mask = None
+    window = np.ones((rows, left + right + 1, in_features, out_features), np.float32)
     if centre_mask is not None:
-      mask = np.ones((rows, left + right + 1, in_features, out_features), np.float32)
-      mask[rows - 1, left] = centre_mask
+      window[rows - 1, left] = centre_mask
     self.padding = ((rows - 1, 0), (left, right))
-    # Static, from the NumPy mask (the module may be built under a trace): the window
+    # Static, from the NumPy window (the module may be built under a trace): the
     # positions with any visible entry, in raster order.
-    self.taps = (
-      masks.visible_taps(mask)
-      if mask is not None
-      else tuple((a, b) for a in range(rows) for b in range(left + right + 1))
-    )
-    mask = None if mask is None else jnp.asarray(mask)
+    self.taps = masks.visible_taps(window)
+    mask = None if centre_mask is None else jnp.asarray(window)
     self.conv = nnx.Conv(
       in_features,
       out_features,

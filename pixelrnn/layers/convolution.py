@@ -157,7 +157,7 @@ def taps_conv(
     return jnp.zeros(x.shape[:3] + (out_features,), x.dtype)
   height, width = x.shape[1:3]
   if taps == ((top, left),):  # The output pixel alone (a 1x1 kernel): no shifted copies.
-    return jnp.einsum("bhwi,io->bhwo", x, kernel[0, 0])
+    return jnp.einsum("bhwi,io->bhwo", x, kernel[top, left])
   # Rows below the output row are never read, so the bottom needs no padding.
   padded = jnp.pad(x, ((0, 0), (top, 0), (left, right), (0, 0)))
   shifted = jnp.concatenate([padded[:, a : a + height, b : b + width] for a, b in taps], axis=-1)
