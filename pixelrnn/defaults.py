@@ -15,11 +15,9 @@ from ml_collections import config_dict
 from pixelrnn import distributions, errors
 from pixelrnn.data import datasets
 from pixelrnn.models import registry
-from pixelrnn.training import precision
+from pixelrnn.training import optimizers, precision
 
-OPTIMIZERS = ("rmsprop", "adam")
 MULTISCALE_OBJECTIVES = ("joint", "separate")
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "constant_then_linear", "exponential")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -29,7 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = _data_group()
   config.model = _model_group()
   config.training = _training_group()
-  config.optimizer = _optimizer_group()
+  config.optimizer = optimizers.config_group()
   return config
 
 
@@ -103,24 +101,6 @@ def _training_group() -> ml_collections.ConfigDict:
   # scored sub-pixel, as if trained apart (the parts share no parameters).
   training.multiscale_objective = "joint"
   return training
-
-
-def _optimizer_group() -> ml_collections.ConfigDict:
-  """The optimizer and its learning-rate schedule."""
-  optimizer = ml_collections.ConfigDict()
-  optimizer.name = "rmsprop"
-  optimizer.learning_rate = 1e-3
-  optimizer.schedule = "constant"
-  optimizer.warmup_steps = 0
-  optimizer.decay_per_step = 1.0  # "exponential": the rate is multiplied by it every step.
-  # "constant_then_linear": the rate falls linearly to 0 over the last decay_steps.
-  optimizer.decay_steps = 0
-  optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
-  optimizer.rmsprop_decay = 0.95
-  optimizer.adam_b1 = 0.9
-  optimizer.adam_b2 = 0.999
-  optimizer.eps = 1e-8
-  return optimizer
 
 
 class ConfigError(errors.UserError, ValueError):
@@ -288,8 +268,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_keys(config, base_config(), "")
   _check_choice("data.name", config.data.name, datasets.NAMES)
   _check_choice("model.name", config.model.name, tuple(registry.MODEL_CLASSES))
-  _check_choice("optimizer.name", config.optimizer.name, OPTIMIZERS)
-  _check_choice("optimizer.schedule", config.optimizer.schedule, SCHEDULES)
+  _check_choice("optimizer.name", config.optimizer.name, optimizers.OPTIMIZERS)
+  _check_choice("optimizer.schedule", config.optimizer.schedule, optimizers.SCHEDULES)
   _check_choice("training.precision", config.training.precision, precision.PRECISIONS)
   _check_choice(
     "training.multiscale_objective", config.training.multiscale_objective, MULTISCALE_OBJECTIVES

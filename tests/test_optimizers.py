@@ -8,8 +8,8 @@ from pixelrnn.training import optimizers
 from pixelrnn.training import trainer as trainer_lib
 
 
-@pytest.mark.parametrize("name", defaults.OPTIMIZERS)
-@pytest.mark.parametrize("schedule", defaults.SCHEDULES)
+@pytest.mark.parametrize("name", optimizers.OPTIMIZERS)
+@pytest.mark.parametrize("schedule", optimizers.SCHEDULES)
 def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
   config = defaults.base_config()
   config.model.hidden_dim, config.model.num_layers, config.model.output_dim = 4, 1, 8

@@ -1,13 +1,33 @@
 """The optimizer of a config: the paper's RMSProp or Adam, with a learning-rate schedule
 and optional gradient clipping, and one independent copy per network for a multi-scale
-model trained "separate"ly."""
+model trained "separate"ly; and the config keys they take."""
 
 from __future__ import annotations
 
 import jax
+import ml_collections
 import optax
 
-from pixelrnn import defaults
+OPTIMIZERS = ("rmsprop", "adam")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "constant_then_linear", "exponential")
+
+
+def config_group() -> ml_collections.ConfigDict:
+  """The optimizer and its learning-rate schedule."""
+  optimizer = ml_collections.ConfigDict()
+  optimizer.name = "rmsprop"
+  optimizer.learning_rate = 1e-3
+  optimizer.schedule = "constant"
+  optimizer.warmup_steps = 0
+  optimizer.decay_per_step = 1.0  # "exponential": the rate is multiplied by it every step.
+  # "constant_then_linear": the rate falls linearly to 0 over the last decay_steps.
+  optimizer.decay_steps = 0
+  optimizer.grad_clip_norm = 1.0  # 0 disables clipping.
+  optimizer.rmsprop_decay = 0.95
+  optimizer.adam_b1 = 0.9
+  optimizer.adam_b2 = 0.999
+  optimizer.eps = 1e-8
+  return optimizer
 
 
 def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
@@ -30,13 +50,13 @@ def base_optimizer(opt_config, num_steps: int) -> optax.GradientTransformation:
   elif opt_config.schedule == "exponential":
     schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=opt_config.decay_per_step)
   else:
-    raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {defaults.SCHEDULES}.")
+    raise ValueError(f"Unknown schedule {opt_config.schedule!r}; valid: {SCHEDULES}.")
   if opt_config.name == "rmsprop":
     base = optax.rmsprop(schedule, decay=opt_config.rmsprop_decay, eps=opt_config.eps)
   elif opt_config.name == "adam":
     base = optax.adam(schedule, b1=opt_config.adam_b1, b2=opt_config.adam_b2, eps=opt_config.eps)
   else:
-    raise ValueError(f"Unknown optimizer {opt_config.name!r}; valid: {defaults.OPTIMIZERS}.")
+    raise ValueError(f"Unknown optimizer {opt_config.name!r}; valid: {OPTIMIZERS}.")
   if opt_config.grad_clip_norm > 0:
     return optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), base)
   return base
