@@ -38,6 +38,14 @@ def test_skew_and_unskew_round_trip_exactly_for_random_shapes():
     )
 
 
+def test_skew_and_unskew_map_every_leading_axis_alike():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 5, 4, 2)), jnp.float32)
+  skewed = skew(x)
+  for d in range(2):
+    np.testing.assert_array_equal(skewed[d], skew(x[d]))
+  np.testing.assert_array_equal(unskew(skewed, 4), x)
+
+
 def test_unskew_refuses_a_map_of_the_wrong_width():
   with pytest.raises(ValueError, match="height 3 and width 4 has 6 columns, got 7"):
     unskew(jnp.zeros((1, 3, 7, 1)), 4)

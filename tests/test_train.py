@@ -207,6 +207,42 @@ def test_data_parallel_step_matches_one_device(num_devices):
   )
 
 
+@pytest.mark.parametrize(
+  "name, factor",
+  [
+    ("pixelcnn", 1),
+    ("row_lstm", 1),
+    ("diagonal_bilstm", 1),
+    ("gated_pixelcnn", 1),
+    ("pixelcnn_pp", 1),
+    ("pixelcnn", 2),
+  ],
+)
+def test_every_family_keeps_the_batch_sharded_through_its_data_parallel_steps(name, factor):
+  # A layer whose reshapes merge the batch with another axis makes XLA gather the whole
+  # batch on every device, so each device computes every image.
+  config = tiny_config()
+  config.model.name, config.model.multiscale.factor = name, factor
+  config.model.num_layers = 2
+  if name == "pixelcnn_pp":
+    config.model.likelihood, config.model.num_mixtures, config.model.num_resolutions = (
+      "logistic_mixture",
+      2,
+      2,
+    )
+  config.training.batch_size = config.training.eval_batch_size = 4
+  trainer = trainer_lib.Trainer(config, (8, 8, 1), 256, trainer_lib.make_mesh(jax.devices()[:2]))
+  state = trainer.initial_state()
+  images = trainer.device_data(np.zeros((8, 8, 8, 1), np.uint8), None)
+  indices = np.arange(8, dtype=np.int32).reshape(2, 4)
+  train_hlo = trainer.train_steps.lower(trainer.model, state, images, indices, np.int32(2))
+  batch = trainer.shard_batch({"images": np.zeros((4, 8, 8, 1), np.int32)})
+  valid = trainer.shard_batch(np.ones(4, bool))
+  eval_hlo = trainer.eval_step.lower(trainer.model, state.ema_params, batch, valid)
+  for lowered in (train_hlo, eval_hlo):
+    assert "all-gather" not in lowered.compile().as_text()
+
+
 def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
   config = tiny_config()
   config.training.batch_size = 7

@@ -10,23 +10,27 @@ import numpy as np
 
 
 def skew(x: jax.Array) -> jax.Array:
-  """(B, H, W, C) -> (B, H, W + H - 1, C): row i shifted right by i, zeros elsewhere."""
-  b, h, w, c = x.shape
-  padded = jnp.pad(x, ((0, 0), (0, 0), (0, h), (0, 0)))  # Rows of length W + H.
-  flat = padded.reshape(b, h * (w + h), c)[:, : h * (w + h - 1)]
-  return flat.reshape(b, h, w + h - 1, c)
+  """(..., H, W, C) -> (..., H, W + H - 1, C): row i shifted right by i, zeros elsewhere.
+
+  The leading axes are never merged, so a batch sharded over devices stays sharded.
+  """
+  *lead, h, w, c = x.shape
+  padded = jnp.pad(x, [(0, 0)] * len(lead) + [(0, 0), (0, h), (0, 0)])  # Rows of length W + H.
+  flat = padded.reshape(*lead, h * (w + h), c)[..., : h * (w + h - 1), :]
+  return flat.reshape(*lead, h, w + h - 1, c)
 
 
 def unskew(x: jax.Array, width: int) -> jax.Array:
-  """The exact inverse of `skew`: (B, H, W + H - 1, C) -> (B, H, W, C)."""
-  b, h, skewed_width, c = x.shape
+  """The exact inverse of `skew`: (..., H, W + H - 1, C) -> (..., H, W, C)."""
+  *lead, h, skewed_width, c = x.shape
   if skewed_width != width + h - 1:
     raise ValueError(
       f"A skewed map of height {h} and width {width} has "
       f"{width + h - 1} columns, got {skewed_width}."
     )
-  flat = jnp.pad(x.reshape(b, h * skewed_width, c), ((0, 0), (0, h), (0, 0)))
-  return flat.reshape(b, h, skewed_width + 1, c)[:, :, :width]
+  flat = x.reshape(*lead, h * skewed_width, c)
+  flat = jnp.pad(flat, [(0, 0)] * len(lead) + [(0, h), (0, 0)])
+  return flat.reshape(*lead, h, skewed_width + 1, c)[..., :width, :]
 
 
 def skewed_validity(height: int, width: int) -> np.ndarray:

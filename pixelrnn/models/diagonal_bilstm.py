@@ -173,8 +173,7 @@ class DiagonalBiLSTMLayer(nnx.Module):
           conditioning_lib.add_bias(0.0, self.conditioning_rl, flipped),
         ]
       )
-    gates_in = skew(gates.reshape((2 * batch,) + gates.shape[2:]))
-    gates_in = gates_in.reshape((2, batch) + gates_in.shape[1:])  # (2, B, H, L, 4h)
+    gates_in = skew(gates)  # (2, B, H, L, 4h)
     gates_in = jnp.moveaxis(gates_in, 3, 0)  # (L, 2, B, H, 4h)
     valid = jnp.asarray(skewed_validity(height, width))[:, None, None, :, None]
     if self.pallas_lstm:  # One kernel over all columns; sequences (direction, batch).
@@ -188,8 +187,7 @@ class DiagonalBiLSTMLayer(nnx.Module):
     else:
       hidden = phased_lstm_scan(gates_in, self.state_to_state[...], valid, self.num_phases)
     hidden = jnp.moveaxis(hidden, 0, 3)  # (2, B, H, L, h)
-    hidden = unskew(hidden.reshape((2 * batch,) + hidden.shape[2:]), width)
-    hidden = hidden.reshape((2, batch) + hidden.shape[1:])
+    hidden = unskew(hidden, width)
     return hidden[0], hidden[1][:, :, ::-1]
 
   def __call__(self, x: jax.Array, conditioning: jax.Array | None = None) -> jax.Array:
