@@ -142,6 +142,8 @@ def main(argv):
     cluster = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.distributed or any(value is not None for value in cluster):
       distributed.initialize(*cluster, timeout_s=FLAGS.distributed_timeout_s)
+    elif FLAGS.pretrained is None:
+      cli.split_cpu([FLAGS.config])
     if FLAGS.pretrained is not None:
       loaded = pretrained.load(FLAGS.pretrained)
       out_dir = FLAGS.workdir or os.getcwd()

@@ -13,7 +13,8 @@ model's jnp scan beside its Pallas kernel (pixelrnn/layers/lstm_kernel.py; on a 
 runs in interpret mode, which says nothing about its speed). With `--torch` (and torch installed) each
 PixelCNN config is also timed in PyTorch (experiments/torch_pixelcnn.py) in the same
 process. Batches are random images of the dataset's shape and levels, so no dataset is
-needed.
+needed. On a CPU the batch is split over one device per core, as in training; compare
+with `--cpu_devices=1` (one device) in separate processes, interleaved.
 """
 
 import datetime
@@ -159,6 +160,8 @@ def time_run(config, run: tuple, peak: float | None, sample: bool) -> dict:
 
 def main(argv):
   del argv
+  configs = load_configs()
+  cli.split_cpu(configs.values())  # Before JAX starts: --cpu_devices, or one per core.
   header = {
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
     "commit": git_commit(),
@@ -166,7 +169,6 @@ def main(argv):
     "devices": [str(d) for d in jax.devices()],
     "machine": platform.processor() or platform.machine(),
   }
-  configs = load_configs()
   runs = runs_of(configs)
   step_times = {run: [] for run in runs}
   torch_times, peaks = {}, []

@@ -119,6 +119,8 @@ def main(argv):
   )
   if not FLAGS.rows and not FLAGS.table_only:
     raise runner.RowError("give --rows (names, 'all' or 'next') or --table_only.")
+  if rows:
+    cli.split_cpu([runner.load_config(row) for row in rows])
   command = shlex.join(["python", runner.repo_relative(sys.argv[0]), *sys.argv[1:]])
   budget = FLAGS.time_budget_minutes
   if budget is None and FLAGS.rows == ["next"]:

@@ -6,6 +6,8 @@
   (orbax, absl, TensorFlow) hidden unless `--library_logs` is given.
 - `load_config(path)`: a config file's `get_config()`, or a `ConfigFileError` in one line.
 - `fail(message)`: the one-line report itself.
+- `split_cpu(configs)`: a CPU host as one device per core for these configs' batches
+  (`--cpu_devices`; `training/cpu_devices.py`), before JAX starts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import ml_collections
 from absl import app, flags, logging
 
 from pixelrnn import defaults, errors
+from pixelrnn.training import cpu_devices
 
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 
@@ -27,6 +30,14 @@ flags.DEFINE_bool(
   "library_logs",
   False,
   "Show the INFO logs of the libraries (orbax, absl, TensorFlow), which are hidden by default.",
+)
+flags.DEFINE_integer(
+  "cpu_devices",
+  None,
+  "Devices a CPU host is presented as, each training on its part of every batch "
+  "(default: one per core, as many as divide the batch sizes; 1: one device, its "
+  "operations spread over the cores). No effect on an accelerator.",
+  lower_bound=1,
 )
 
 
@@ -47,6 +58,14 @@ def load_config(spec: str, *args: str) -> ml_collections.ConfigDict:
     return runpy.run_path(path)["get_config"](*args)
   except Exception as e:  # Whatever the file raises, the user needs its type and message.
     raise ConfigFileError(f"--config={spec!r} could not be loaded: {type(e).__name__}: {e}") from e
+
+
+def split_cpu(configs) -> int | None:
+  """Presents the CPU as `--cpu_devices` devices (by default one per core, as many as
+  divide the configs' batch sizes); call before JAX starts. Returns the count, or None
+  where XLA_FLAGS or JAX's config had set one."""
+  sizes = [size for c in configs for size in (c.training.batch_size, c.training.eval_batch_size)]
+  return cpu_devices.configure(sizes, flags.FLAGS.cpu_devices)
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
