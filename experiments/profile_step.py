@@ -9,7 +9,15 @@ and sums the duration of every XLA operation (on a CPU, each thunk: a fusion, a
 convolution, a copy) over the traced steps. Prints, per config, a table of the top
 operations: milliseconds per train step, share of the step's wall time, and what the
 operation computes (the HLO instructions inside it, from the compiled module's text).
+Tracing charges every operation a cost of its own, so the traced step is longer than the
+untraced one (timed first, in the same process, and printed beside it): read the shares
+as where the traced time goes, and compare steps in `benchmark.py`.
 Pause any training in the background while profiling: the durations are wall time.
+
+On a CPU the batch is split over one device per core, as in training (`--cpu_devices=1`
+for one device). Each device runs every operation on its part of the batch, so an
+operation's milliseconds are its time summed over the devices divided by their number:
+the time of one device's step, whose share of the wall time it is.
 """
 
 from __future__ import annotations
@@ -46,10 +54,11 @@ flags.DEFINE_list(
 flags.DEFINE_string("output", None, "Append one JSON object per config to this file.")
 flags.mark_flag_as_required("config")
 
-# Profiler events that are not XLA operations (the runtime, Python, the profiler itself).
+# Profiler events that are not XLA operations (the runtime, Python, the profiler itself,
+# the host waiting for a dispatched step).
 _NOT_OPS = re.compile(
   r"^(\$|ThunkExecutor|PjitFunction|CommonPjRt|PythonRefManager|Handle "
-  r"inputs|ParseArguments|AllocateOutputBuffers|end: |TfrtCpu|PjRt)"
+  r"inputs|ParseArguments|AllocateOutputBuffers|end: |TfrtCpu|PjRt|Wait for LaunchOnDevice)"
 )
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = \S+(?: \S+)*? ([a-z][\w\-]*)\(")
 
@@ -93,9 +102,13 @@ def hlo_contents(hlo_text: str) -> dict[str, str]:
   return described
 
 
-def kind(computes: str) -> str:
-  """A coarse class of what an operation computes, for the per-kind totals."""
+def kind(op: str, computes: str) -> str:
+  """A coarse class of what an operation computes, for the per-kind totals; "waiting"
+  for a device's wait on the others (the runtime's rendezvous before a collective)."""
+  if op.startswith(("Rendezvous", "Wait: ")):
+    return "waiting"
   for name in (
+    "all-reduce",
     "convolution",
     "dot",
     "reduce",
@@ -110,6 +123,24 @@ def kind(computes: str) -> str:
     if name in computes:
       return name
   return "elementwise"
+
+
+def op_rows(
+  durations: dict[str, float], contents: dict[str, str], devices: int, steps: int, wall_us: float
+) -> list[dict]:
+  """One row per operation, longest first: milliseconds of one device's train step (the
+  traced microseconds summed over `devices` devices, divided by their number and by the
+  traced steps), share of the step's wall time, and what the operation computes."""
+  rows = [
+    {
+      "op": name,
+      "ms_per_step": round(us / devices / steps / 1000, 3),
+      "share": round(us / devices / wall_us, 4),
+      "computes": contents.get(name, "?"),
+    }
+    for name, us in durations.items()
+  ]
+  return sorted(rows, key=lambda row: -row["ms_per_step"])
 
 
 def trace_durations(trace_dir: str) -> dict[str, float]:
@@ -147,38 +178,37 @@ def profile(config, calls: int) -> dict:
   compiled = trainer.train_steps.lower(trainer.model, state, data, indices, np.int32(k)).compile()
   step = lambda state: compiled(trainer.model, state, data, indices, np.int32(k))[0]
   state = jax.block_until_ready(step(state))  # Warm-up.
+  start = time.perf_counter()
+  for _ in range(calls):
+    state = step(state)
+  jax.block_until_ready(state)
+  untraced_us = (time.perf_counter() - start) * 1e6
   with tempfile.TemporaryDirectory() as trace_dir:
-    start = time.perf_counter()
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      start = time.perf_counter()  # The trace's start and its writing are not the step's.
       for _ in range(calls):
         state = step(state)
       jax.block_until_ready(state)
-    wall_us = (time.perf_counter() - start) * 1e6
+      wall_us = (time.perf_counter() - start) * 1e6
     durations = trace_durations(trace_dir)
   steps = calls * k
-  contents = hlo_contents(compiled.as_text())
+  devices = trainer.mesh.size
+  rows = op_rows(durations, hlo_contents(compiled.as_text()), devices, steps, wall_us)
   step_ms = wall_us / steps / 1000
-  rows = [
-    {
-      "op": name,
-      "ms_per_step": round(us / steps / 1000, 3),
-      "share": round(us / wall_us, 4),
-      "computes": contents.get(name, "?"),
-    }
-    for name, us in durations.most_common()
-  ]
   kinds = collections.Counter()
   for row in rows:
-    kinds[kind(row["computes"])] += row["ms_per_step"]
+    kinds[kind(row["op"], row["computes"])] += row["ms_per_step"]
   return {
     "config": config.model.name,
     "dataset": config.data.name,
     "hidden_dim": config.model.hidden_dim,
     "num_layers": config.model.num_layers,
     "batch_size": batch_size,
+    "devices": devices,
     "steps_per_dispatch": k,
     "traced_steps": steps,
     "step_ms": round(step_ms, 2),
+    "untraced_step_ms": round(untraced_us / steps / 1000, 2),
     "ops_share": round(sum(r["share"] for r in rows), 4),
     "kinds": [
       {"kind": k, "ms_per_step": round(ms, 2), "share": round(ms / step_ms, 4)}
@@ -190,10 +220,13 @@ def profile(config, calls: int) -> dict:
 
 def main(argv):
   del argv
-  for path, form in [(p, f) for p in FLAGS.config for f in FLAGS.masked_conv or [None]]:
-    config = cli.load_config(path)
-    if FLAGS.batch_size is not None:
+  configs = {path: cli.load_config(path) for path in FLAGS.config}
+  if FLAGS.batch_size is not None:
+    for config in configs.values():
       config.training.batch_size = FLAGS.batch_size
+  cli.split_cpu(configs.values())  # Before JAX starts: --cpu_devices, or one per core.
+  for path, form in [(p, f) for p in FLAGS.config for f in FLAGS.masked_conv or [None]]:
+    config = configs[path]
     with convolution.masked_conv_form(form):
       result = {
         "config_file": path,
@@ -202,8 +235,9 @@ def main(argv):
         **profile(config, FLAGS.calls),
       }
     print(
-      f"\n{path}, masked_conv={result['masked_conv']}: {result['step_ms']} ms per step "
-      f"(batch {result['batch_size']}), "
+      f"\n{path}, masked_conv={result['masked_conv']}: {result['step_ms']} ms per traced step "
+      f"({result['untraced_step_ms']} untraced; "
+      f"batch {result['batch_size']} on {result['devices']} device(s)), "
       f"{100 * result['ops_share']:.1f}% of it in the operations below and the rest"
     )
     print("| kind | ms/step | share |\n| --- | --- | --- |")
