@@ -105,7 +105,7 @@ def hlo_contents(hlo_text: str) -> dict[str, str]:
 def kind(op: str, computes: str) -> str:
   """A coarse class of what an operation computes, for the per-kind totals; "waiting"
   for a device's wait on the others (the runtime's rendezvous before a collective)."""
-  if op.startswith(("Rendezvous", "Wait: ")):
+  if op.startswith(("Rendezvous", "Wait: ", "SlinkyThreadPool::Await")):
     return "waiting"
   for name in (
     "all-reduce",

@@ -34,6 +34,7 @@ def test_waits_for_the_other_devices_are_their_own_kind():
   kind = _profile_step().kind
   assert kind("Rendezvous", "?") == "waiting"
   assert kind("Wait: pending_threads=1/2", "?") == "waiting"
+  assert kind("SlinkyThreadPool::Await", "?") == "waiting"
   assert kind("all-reduce.7", "all-reduce") == "all-reduce"
   assert kind("fusion.3", "fusion: convolution, add") == "convolution"
   assert kind("fusion.4", "fusion: add, maximum") == "elementwise"
