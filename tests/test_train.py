@@ -207,23 +207,12 @@ def test_data_parallel_step_matches_one_device(num_devices):
   )
 
 
-@pytest.mark.parametrize(
-  "name, factor",
-  [
-    ("pixelcnn", 1),
-    ("row_lstm", 1),
-    ("diagonal_bilstm", 1),
-    ("gated_pixelcnn", 1),
-    ("pixelcnn_pp", 1),
-    ("pixelcnn", 2),
-  ],
-)
-def test_every_family_keeps_the_batch_sharded_through_its_data_parallel_steps(name, factor):
-  # A layer whose reshapes merge the batch with another axis makes XLA gather the whole
-  # batch on every device, so each device computes every image.
+def family_config(name, factor=1, num_classes=0):
+  """A 2-layer model of family `name` on 8x8 images of 256 levels, batch 4."""
   config = tiny_config()
   config.model.name, config.model.multiscale.factor = name, factor
   config.model.num_layers = 2
+  config.model.num_classes = num_classes
   if name == "pixelcnn_pp":
     config.model.likelihood, config.model.num_mixtures, config.model.num_resolutions = (
       "logistic_mixture",
@@ -231,16 +220,54 @@ def test_every_family_keeps_the_batch_sharded_through_its_data_parallel_steps(na
       2,
     )
   config.training.batch_size = config.training.eval_batch_size = 4
-  trainer = trainer_lib.Trainer(config, (8, 8, 1), 256, trainer_lib.make_mesh(jax.devices()[:2]))
-  state = trainer.initial_state()
-  images = trainer.device_data(np.zeros((8, 8, 8, 1), np.uint8), None)
-  indices = np.arange(8, dtype=np.int32).reshape(2, 4)
-  train_hlo = trainer.train_steps.lower(trainer.model, state, images, indices, np.int32(2))
-  batch = trainer.shard_batch({"images": np.zeros((4, 8, 8, 1), np.int32)})
+  return config
+
+
+FAMILIES = [
+  ("pixelcnn", 1, 0),
+  ("row_lstm", 1, 0),
+  ("diagonal_bilstm", 1, 0),
+  ("gated_pixelcnn", 1, 0),
+  ("pixelcnn_pp", 1, 0),
+  ("pixelcnn", 2, 0),
+  ("gated_pixelcnn", 1, 10),
+]
+
+
+@pytest.mark.parametrize("name, factor, num_classes", FAMILIES)
+def test_every_family_steps_on_a_split_cpu_as_on_one_device_with_its_batch_sharded(
+  name, factor, num_classes
+):
+  # A CPU trains as one device per core by default: the same step, its batch summed in
+  # parts. A layer whose reshapes merge the batch with another axis would make XLA gather
+  # the whole batch on every device, so that each device computed every image.
+  config = family_config(name, factor, num_classes)
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+  labels = rng.integers(0, num_classes, 4).astype(np.int32) if num_classes else None
+  indices = np.arange(4, dtype=np.int32)[None]
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:2]):
+    trainer = trainer_lib.Trainer(config, (8, 8, 1), 256, trainer_lib.make_mesh(devices))
+    state, data = trainer.initial_state(), trainer.device_data(images, labels)
+    step = trainer.train_steps.lower(trainer.model, state, data, indices, np.int32(1)).compile()
+    state, metrics = step(trainer.model, state, data, indices, np.int32(1))
+    results.append(jax.device_get((metrics["loss"][0], state.opt_state)))
+  assert "all-gather" not in step.as_text()
+  batch = {"images": images.astype(np.int32)}
+  if num_classes:
+    batch["labels"] = labels
   valid = trainer.shard_batch(np.ones(4, bool))
-  eval_hlo = trainer.eval_step.lower(trainer.model, state.ema_params, batch, valid)
-  for lowered in (train_hlo, eval_hlo):
-    assert "all-gather" not in lowered.compile().as_text()
+  evaluate = trainer.eval_step.lower(
+    trainer.model, state.ema_params, trainer.shard_batch(batch), valid
+  )
+  assert "all-gather" not in evaluate.compile().as_text()
+  (loss_one, moments_one), (loss_split, moments_split) = results
+  np.testing.assert_allclose(loss_split, loss_one, rtol=1e-5)
+  # Adam's first moments after one step are a tenth of the gradients.
+  for one, split in zip(jax.tree.leaves(moments_one), jax.tree.leaves(moments_split)):
+    scale = float(np.max(np.abs(one))) if np.size(one) else 0.0
+    np.testing.assert_allclose(split, one, rtol=1e-4, atol=1e-5 * scale)
 
 
 def test_a_batch_that_does_not_divide_over_the_devices_is_refused():
