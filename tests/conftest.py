@@ -4,8 +4,11 @@ Four host CPU devices are forced (before JAX is imported) so the data-parallel
 tests can compare 1-, 2- and 4-device meshes in one process.
 """
 
+import functools
+import importlib.util
 import os
 import pathlib
+import sys
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +19,18 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(
   os.environ.get("PIXELRNN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
 )
+
+
+@functools.cache  # Once per session: the scripts define absl flags.
+def experiment(name: str):
+  """experiments/<name>.py as a module, with experiments/ on the path for the sibling
+  modules it imports, and registered in sys.modules (dataclasses look their module up)."""
+  sys.path.insert(0, str(REPO_ROOT / "experiments"))
+  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[name] = module
+  spec.loader.exec_module(module)
+  return module
 
 
 def _require_shared_data() -> pathlib.Path:

@@ -1,20 +1,14 @@
 """experiments/arithmetic.py: its counts are what the speed analysis rests on."""
 
-import importlib.util
-
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, experiment
 
 from pixelrnn import cli
 from pixelrnn.layers import convolution
 
-_spec = importlib.util.spec_from_file_location(
-  "arithmetic", REPO_ROOT / "experiments" / "arithmetic.py"
-)
-arithmetic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(arithmetic)
+arithmetic = experiment("arithmetic")
 
 
 def counts(fn, *args):

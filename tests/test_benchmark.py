@@ -1,12 +1,10 @@
 """experiments/benchmark.py: the loops side by side, with what a reader needs to compare them."""
 
-import functools
-import importlib.util
 import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, experiment
 
 
 def test_the_benchmark_times_both_loops_and_records_device_precision_and_dispatch():
@@ -53,17 +51,8 @@ def test_the_benchmark_times_both_loops_and_records_device_precision_and_dispatc
   )
 
 
-@functools.cache
 def load_benchmark():
-  """experiments/benchmark.py as a module (once: it defines flags), with its directory on
-  the path for the sibling modules it imports."""
-  sys.path.insert(0, str(REPO_ROOT / "experiments"))
-  spec = importlib.util.spec_from_file_location(
-    "benchmark", REPO_ROOT / "experiments" / "benchmark.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return experiment("benchmark")
 
 
 def timing():

@@ -1,18 +1,12 @@
 """experiments/likelihood_runs.py: compare_likelihoods.py's runs compare networks of about
 the same size, each a config the schema accepts for the dataset it trains on."""
 
-import importlib.util
-
 import pytest
-from conftest import REPO_ROOT
+from conftest import experiment
 
 from pixelrnn import cli, defaults
 
-_spec = importlib.util.spec_from_file_location(
-  "likelihood_runs", REPO_ROOT / "experiments" / "likelihood_runs.py"
-)
-compare = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare)
+compare = experiment("likelihood_runs")
 
 
 @pytest.mark.parametrize("dataset", list(compare.RUNS))

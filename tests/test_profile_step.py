@@ -1,29 +1,22 @@
-"""experiments/profile_step.py: where a train step's time goes, per device of a split CPU."""
+"""experiments/profile_step.py and its pieces (experiments/profiling.py): where a train
+step's time goes, per device of a split CPU."""
 
-import functools
-import importlib.util
 import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, experiment
 
 
-@functools.cache  # The script defines absl flags: load it once.
-def _profile_step():
-  spec = importlib.util.spec_from_file_location(
-    "profile_step", REPO_ROOT / "experiments" / "profile_step.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def _profiling():
+  return experiment("profiling")
 
 
 def test_an_operation_counts_its_time_per_device_and_per_step():
-  profile_step = _profile_step()
+  profiling = _profiling()
   durations = {"dot.1": 4000.0, "fusion.2": 12000.0}  # Microseconds, summed over 2 devices.
   contents = {"dot.1": "dot", "fusion.2": "fusion: add, maximum"}
-  rows = profile_step.op_rows(durations, contents, devices=2, steps=2, wall_us=10000.0)
+  rows = profiling.op_rows(durations, contents, devices=2, steps=2, wall_us=10000.0)
   assert [row["op"] for row in rows] == ["fusion.2", "dot.1"]
   assert [row["ms_per_step"] for row in rows] == [3.0, 1.0]
   assert [row["share"] for row in rows] == [0.6, 0.2]
@@ -31,7 +24,7 @@ def test_an_operation_counts_its_time_per_device_and_per_step():
 
 
 def test_waits_for_the_other_devices_are_their_own_kind():
-  kind = _profile_step().kind
+  kind = _profiling().kind
   assert kind("Rendezvous", "?") == "waiting"
   assert kind("Wait: pending_threads=1/2", "?") == "waiting"
   assert kind("SlinkyThreadPool::Await", "?") == "waiting"

@@ -2,7 +2,6 @@
 its state is committed to git and continued from a fresh clone; the table is written from
 the records and the workdirs (finished, in progress, not run); bad input gets one line."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, tiny_config_file, truncate_arrays
+from conftest import REPO_ROOT, experiment, tiny_config_file, truncate_arrays
 from PIL import Image
 
 from pixelrnn.reproduction import paper_rows, piece_log, runner, tables
@@ -18,12 +17,7 @@ from pixelrnn.training import stopping
 from pixelrnn.training import trainer as trainer_lib
 from pixelrnn.workdir import checkpoints, metric_writers
 
-spec = importlib.util.spec_from_file_location(
-  "reproduce", REPO_ROOT / "experiments" / "reproduce.py"
-)
-reproduce = importlib.util.module_from_spec(spec)
-sys.modules["reproduce"] = reproduce  # Its dataclasses look their module up there.
-spec.loader.exec_module(reproduce)
+reproduce = experiment("reproduce")
 
 
 @pytest.fixture
