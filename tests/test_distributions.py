@@ -59,7 +59,7 @@ def test_a_softmax_model_is_not_pixel_causal_so_the_check_can_fail():
 
 @pytest.mark.parametrize(
   "cls, num_observed",
-  zip(FAMILIES, [0, 3 * 7, 0, 3 * 7]),
+  list(zip(FAMILIES, [0, 3 * 7, 0, 3 * 7])),
   ids=[f"{name}-{n}" for name, n in zip(FAMILY_IDS, [0, 21, 0, 21])],
 )
 def test_cached_mixture_sampling_draws_the_reference_samples(cls, num_observed):
