@@ -146,19 +146,20 @@ def profile(config, calls: int) -> dict:
   )
   compiled = trainer.train_steps.lower(trainer.model, state, data, indices, np.int32(k)).compile()
   step = lambda state: compiled(trainer.model, state, data, indices, np.int32(k))[0]
+
+  def timed_calls(state):
+    """`calls` calls of the step, and their wall microseconds."""
+    start = time.perf_counter()
+    for _ in range(calls):
+      state = step(state)
+    jax.block_until_ready(state)
+    return state, (time.perf_counter() - start) * 1e6
+
   state = jax.block_until_ready(step(state))  # Warm-up.
-  start = time.perf_counter()
-  for _ in range(calls):
-    state = step(state)
-  jax.block_until_ready(state)
-  untraced_us = (time.perf_counter() - start) * 1e6
+  state, untraced_us = timed_calls(state)
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-      start = time.perf_counter()  # The trace's start and its writing are not the step's.
-      for _ in range(calls):
-        state = step(state)
-      jax.block_until_ready(state)
-      wall_us = (time.perf_counter() - start) * 1e6
+      state, wall_us = timed_calls(state)  # The trace's start and writing are not the step's.
     durations = trace_durations(trace_dir)
   steps = calls * k
   devices = trainer.mesh.size

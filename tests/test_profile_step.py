@@ -7,13 +7,10 @@ import sys
 
 from conftest import REPO_ROOT, experiment
 
-
-def _profiling():
-  return experiment("profiling")
+profiling = experiment("profiling")
 
 
 def test_an_operation_counts_its_time_per_device_and_per_step():
-  profiling = _profiling()
   durations = {"dot.1": 4000.0, "fusion.2": 12000.0}  # Microseconds, summed over 2 devices.
   contents = {"dot.1": "dot", "fusion.2": "fusion: add, maximum"}
   rows = profiling.op_rows(durations, contents, devices=2, steps=2, wall_us=10000.0)
@@ -24,7 +21,7 @@ def test_an_operation_counts_its_time_per_device_and_per_step():
 
 
 def test_waits_for_the_other_devices_are_their_own_kind():
-  kind = _profiling().kind
+  kind = profiling.kind
   assert kind("Rendezvous", "?") == "waiting"
   assert kind("Wait: pending_threads=1/2", "?") == "waiting"
   assert kind("SlinkyThreadPool::Await", "?") == "waiting"
